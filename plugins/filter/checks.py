@@ -6,40 +6,27 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r'''
-name: failed_checks
-short_description: Check items that failed because their task failed
-version_added: 0.1.0
-description:
-  - Builds a dict of check items keyed by checklist ID, all with status V(fail) and the given
-    message, for a role's C(rescue) block, so a failing module still yields an item for every ID
-    the role owns.
-positional: _input, message
-options:
-  _input:
-    description: Checklist IDs.
-    type: list
-    elements: str
-    required: true
-  message:
-    description: Why they failed (usually C(ansible_failed_result.msg)).
-    type: str
-    required: true
-'''
-
-EXAMPLES = r'''
-- name: Record every health_check item as failed
-  ansible.builtin.set_fact:
-    hunter_ops_checks: "{{ hunter_ops_checks | default({}) | combine(['HEALTH-LIVE'] | hunter.ops.failed_checks('bad url')) }}"
-'''
-
-RETURN = r'''
-_value:
-  description: Check items keyed by ID, each C({status, message, evidence}).
-  type: dict
-'''
+# Documentation: failed_checks.yml and checks_from.yml beside this file.
 
 from ansible.errors import AnsibleFilterError
+
+
+def checks_from(result, ids):
+    """The `checks` of a registered module result, or every ID failed with the result's message.
+
+    Covers the three ways a role's check task can end: it ran (its own items), it failed
+    (rescue passes ansible_failed_result) or the host was unreachable (the play ignores it).
+    """
+    result = result if isinstance(result, dict) else {}
+    checks = result.get("checks")
+    if isinstance(checks, dict) and checks:
+        return checks
+    message = result.get("msg") or "the check task returned no result"
+    if result.get("unreachable"):
+        message = "host unreachable: %s" % message
+    elif result.get("skipped"):
+        message = "the check task was skipped: %s" % (result.get("skip_reason") or "condition false")
+    return failed_checks(ids, message)
 
 
 def failed_checks(ids, message):
@@ -51,4 +38,4 @@ def failed_checks(ids, message):
 
 class FilterModule(object):
     def filters(self):
-        return {"failed_checks": failed_checks}
+        return {"failed_checks": failed_checks, "checks_from": checks_from}

@@ -1,0 +1,379 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: hunter.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: preflight_report
+short_description: Write the preflight report (Markdown, JSON, JUnit) and decide GO/NO-GO
+version_added: 0.1.0
+description:
+  - Takes the check items every host recorded (keyed by checklist ID), places them in checklist order,
+    marks the IDs nobody reported as V(skip) with the reason (or V(fail) when a host that should have
+    reported said nothing), and decides the verdict of CHECKLIST 6.5.
+  - Writes C(report.md), C(report.json) and C(junit.xml) into a new folder
+    C(preflight_<environment>_<YYYYmmdd_HHMMSS>) under O(output_dir) and points the C(latest) symlink at it.
+  - It does not fail on NO-GO; the caller fails after publishing the result, so the report always exists.
+author:
+  - hunter.ops contributors
+options:
+  results:
+    description:
+      - Check items per host, as C({host: {ID: {status, message, evidence}}}).
+    type: dict
+    required: true
+  host_groups:
+    description:
+      - Groups of every inventory host (C({host: [group, ...]})), to tell "no host in group" from
+        "a host reported nothing".
+    type: dict
+    default: {}
+  required:
+    description:
+      - Checklist IDs that must pass for GO. Defaults to the CHECKLIST 6.5 list.
+    type: list
+    elements: str
+  output_dir:
+    description:
+      - Folder under which the report folder is created.
+    type: path
+    required: true
+  environment:
+    description:
+      - Expected environment of the run (shown in the report and in the folder name).
+    type: str
+    default: unknown
+  inventory:
+    description:
+      - Name of the inventory, shown in the report.
+    type: str
+    default: ''
+  title:
+    description:
+      - Report title.
+    type: str
+    default: Hunter production preflight
+  decisions:
+    description:
+      - Documented decisions the runbook asks for (for example the legacy endpoint decision), printed in the report.
+    type: dict
+    default: {}
+  secrets:
+    description:
+      - Values that must never appear in the report; they are replaced wherever they occur.
+    type: list
+    elements: str
+    default: []
+  table_width:
+    description:
+      - Width of the message column of the compact table.
+    type: int
+    default: 90
+notes:
+  - Supports check mode; then nothing is written and RV(files) lists what would be.
+'''
+
+EXAMPLES = r'''
+- name: Write the report
+  hunter.ops.preflight_report:
+    results: "{{ dict(groups['all'] | zip(groups['all'] | map('extract', hostvars) | map(attribute='hunter_ops_checks', default={}))) }}"
+    output_dir: "{{ playbook_dir }}/reports"
+    environment: staging
+    decisions:
+      Legacy endpoints: removed
+  register: report
+'''
+
+RETURN = r'''
+verdict:
+  description: V(GO) or V(NO-GO).
+  returned: always
+  type: str
+  sample: NO-GO
+blocking:
+  description: Required items that block GO.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"id": "HEALTH-READY", "host": "app1", "status": "fail", "message": "answered 503"}]
+counts:
+  description: Number of report rows per status.
+  returned: always
+  type: dict
+  sample: {"pass": 20, "fail": 1, "warn": 2, "skip": 6}
+items:
+  description: Every report row in checklist order.
+  returned: always
+  type: list
+  elements: dict
+report_dir:
+  description: Folder the report was written to.
+  returned: always
+  type: str
+files:
+  description: Paths of the written files.
+  returned: always
+  type: dict
+  sample: {"markdown": "/srv/reports/preflight_staging_20261128_020000/report.md"}
+table:
+  description: The compact table, one line per row, for printing.
+  returned: always
+  type: list
+  elements: str
+summary:
+  description: Short summary for C(set_stats) (AWX artifacts).
+  returned: always
+  type: dict
+'''
+
+import datetime
+import json
+import os
+from xml.sax.saxutils import escape, quoteattr
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.hunter.ops.plugins.module_utils.checklist import (
+    BY_ID, CHECKS, DEFAULT_REQUIRED, SECTIONS,
+)
+from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_data, redact_text
+from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, PASS, SKIP, STATUSES, WARN
+
+STATUS_MARK = {PASS: "PASS", FAIL: "FAIL", WARN: "WARN", SKIP: "SKIP"}
+
+
+def _row(check_id, host, item, required):
+    status = item.get("status") if isinstance(item, dict) else None
+    if status not in STATUSES:
+        status, message = FAIL, "malformed result from the check: %r" % (item,)
+        evidence = {}
+    else:
+        message = " ".join(str(item.get("message", "")).split())
+        evidence = item.get("evidence") or {}
+    check = BY_ID.get(check_id)
+    return {
+        "id": check_id, "host": host, "status": status, "message": message, "evidence": evidence,
+        "section": check.section if check else "other", "title": check.title if check else check_id,
+        "required": check_id in required,
+    }
+
+
+def collect_rows(results, host_groups, required):
+    """Report rows in checklist order, including rows for what nobody reported."""
+    rows = []
+    silent_hosts = sorted(h for h in host_groups if not results.get(h))
+    for check in CHECKS:
+        reported = sorted(h for h, items in results.items() if check.id in (items or {}))
+        for host in reported:
+            rows.append(_row(check.id, host, results[host][check.id], required))
+        if reported:
+            continue
+        in_group = sorted(h for h, groups in host_groups.items() if check.group in (groups or []))
+        silent = [h for h in in_group if h in silent_hosts]
+        if silent:
+            item = {"status": FAIL, "message": "no result from %s: unreachable, or stopped before recording results"
+                    % ", ".join(silent), "evidence": {"hosts": silent}}
+        elif not in_group:
+            item = {"status": SKIP, "message": "no host in inventory group '%s'" % check.group, "evidence": {}}
+        else:
+            item = {"status": SKIP, "message": "not checked: role %s did not run for group '%s'"
+                    % (check.role, check.group), "evidence": {"role": check.role}}
+        rows.append(_row(check.id, "-", item, required))
+    known = set(BY_ID)
+    for host in sorted(results):
+        for check_id in sorted(set(results[host] or {}) - known):
+            rows.append(_row(check_id, host, results[host][check_id], required))
+    return rows
+
+
+def decide(rows, required):
+    """CHECKLIST 6.5: GO iff every required ID was reported and none of its rows is fail or skip."""
+    blocking = []
+    for check_id in required:
+        mine = [r for r in rows if r["id"] == check_id]
+        if not mine:
+            blocking.append({"id": check_id, "host": "-", "status": SKIP, "message": "not in the checklist catalogue"})
+        for r in mine:
+            if r["status"] in (FAIL, SKIP):
+                blocking.append({"id": r["id"], "host": r["host"], "status": r["status"], "message": r["message"]})
+    return ("NO-GO" if blocking else "GO"), blocking
+
+
+def compact_table(rows, verdict, width):
+    id_w = max([len(r["id"]) for r in rows] + [2])
+    host_w = max([len(r["host"]) for r in rows] + [4])
+    lines = ["%-4s %-*s %-*s %s" % ("", id_w + 1, "ID", host_w, "HOST", "MESSAGE")]
+    for r in rows:
+        msg = r["message"] if len(r["message"]) <= width else r["message"][:width - 3] + "..."
+        check_id = r["id"] + ("*" if r["required"] else "")
+        lines.append("%-4s %-*s %-*s %s" % (STATUS_MARK[r["status"]], id_w + 1, check_id, host_w, r["host"], msg))
+    lines.append("VERDICT: %s   (* = required for GO)" % verdict)
+    return lines
+
+
+def _md_cell(text):
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(meta, rows, verdict, blocking, counts, decisions, required):
+    out = ["# %s" % meta["title"], ""]
+    out.append("**Verdict: %s**" % verdict)
+    out.append("")
+    out.append("- Environment: `%s`" % meta["environment"])
+    if meta["inventory"]:
+        out.append("- Inventory: `%s`" % meta["inventory"])
+    out.append("- Generated: %s" % meta["generated_at"])
+    out.append("- Items: %s" % ", ".join("%d %s" % (counts[s], s) for s in STATUSES))
+    out.append("- Required for GO: %s" % ", ".join("`%s`" % r for r in required))
+    out.append("")
+    if blocking:
+        out.append("## Blocking GO")
+        out.append("")
+        for b in blocking:
+            out.append("- **%s** on `%s` (%s): %s" % (b["id"], b["host"], b["status"], b["message"]))
+        out.append("")
+    if decisions:
+        out.append("## Documented decisions")
+        out.append("")
+        for key in sorted(decisions):
+            out.append("- %s: **%s**" % (key, decisions[key]))
+        out.append("")
+    for section in sorted(set(r["section"] for r in rows)):
+        out.append("## %s %s" % (section, SECTIONS.get(section, "Other")))
+        out.append("")
+        out.append("| Status | ID | Host | Message |")
+        out.append("|---|---|---|---|")
+        for r in rows:
+            if r["section"] == section:
+                out.append("| %s | %s%s | %s | %s |" % (STATUS_MARK[r["status"]], r["id"], " *" if r["required"] else "",
+                                                       _md_cell(r["host"]), _md_cell(r["message"])))
+        out.append("")
+    out.append("## Evidence")
+    out.append("")
+    for r in rows:
+        if not r["evidence"]:
+            continue
+        out.append("### %s on %s (%s)" % (r["id"], r["host"], r["status"]))
+        out.append("")
+        out.append("```json")
+        out.append(json.dumps(r["evidence"], indent=2, sort_keys=True, default=str))
+        out.append("```")
+        out.append("")
+    return "\n".join(out)
+
+
+def junit(meta, rows):
+    cases = []
+    failures = skipped = 0
+    for r in rows:
+        name = quoteattr("%s [%s]" % (r["id"], r["host"]))
+        classname = quoteattr("preflight.%s" % r["section"])
+        duration = (r["evidence"] or {}).get("duration_ms") if isinstance(r["evidence"], dict) else None
+        seconds = "%.3f" % (float(duration) / 1000.0) if isinstance(duration, (int, float)) else "0"
+        body = ""
+        if r["status"] == FAIL:
+            failures += 1
+            body = "<failure message=%s>%s</failure>" % (quoteattr(r["message"]), escape(
+                json.dumps(r["evidence"], sort_keys=True, default=str)))
+        elif r["status"] == SKIP:
+            skipped += 1
+            body = "<skipped message=%s/>" % quoteattr(r["message"])
+        elif r["status"] == WARN:
+            body = "<system-out>%s</system-out>" % escape("WARN: " + r["message"])
+        cases.append('    <testcase classname=%s name=%s time="%s">%s</testcase>' % (classname, name, seconds, body))
+    head = ('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name=%s>\n  <testsuite name=%s tests="%d" '
+            'failures="%d" errors="0" skipped="%d" timestamp=%s>'
+            % (quoteattr(meta["title"]), quoteattr("preflight %s" % meta["environment"]), len(rows), failures,
+               skipped, quoteattr(meta["generated_at"])))
+    return "\n".join([head] + cases + ["  </testsuite>", "</testsuites>", ""])
+
+
+def _write(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, 0o640)
+    os.rename(tmp, path)
+
+
+def _scrub(data, secrets):
+    return redact_data(data, secrets)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            results=dict(type="dict", required=True),
+            host_groups=dict(type="dict", default={}),
+            required=dict(type="list", elements="str"),
+            output_dir=dict(type="path", required=True),
+            environment=dict(type="str", default="unknown"),
+            inventory=dict(type="str", default=""),
+            title=dict(type="str", default="Hunter production preflight"),
+            decisions=dict(type="dict", default={}),
+            secrets=dict(type="list", elements="str", default=[], no_log=True),
+            table_width=dict(type="int", default=90),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    secrets = [s for s in p["secrets"] if s]
+    required = list(p["required"]) if p["required"] is not None else list(DEFAULT_REQUIRED)
+    unknown = [r for r in required if r not in BY_ID]
+    if unknown:
+        module.fail_json(msg="required: unknown checklist IDs %s (known: %s)" % (", ".join(unknown), ", ".join(BY_ID)))
+    if not isinstance(p["results"], dict) or any(v is not None and not isinstance(v, dict) for v in p["results"].values()):
+        module.fail_json(msg="results: expected {host: {ID: item}}")
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    rows = collect_rows(_scrub(p["results"], secrets), p["host_groups"], required)
+    for r in rows:
+        r["message"] = redact_text(r["message"], secrets)
+    verdict, blocking = decide(rows, required)
+    counts = dict((s, sum(1 for r in rows if r["status"] == s)) for s in STATUSES)
+    env_slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in p["environment"]) or "unknown"
+    meta = {"title": p["title"], "environment": p["environment"], "inventory": p["inventory"],
+            "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    report_dir = os.path.join(p["output_dir"], "preflight_%s_%s" % (env_slug, now.strftime("%Y%m%d_%H%M%S")))
+    suffix = 1
+    while os.path.exists(report_dir + ("" if suffix == 1 else "_%d" % suffix)):
+        suffix += 1  # two runs within one second keep both reports
+    report_dir += "" if suffix == 1 else "_%d" % suffix
+    files = {"markdown": os.path.join(report_dir, "report.md"), "json": os.path.join(report_dir, "report.json"),
+             "junit": os.path.join(report_dir, "junit.xml")}
+    decisions = _scrub(p["decisions"], secrets)
+    document = dict(meta, verdict=verdict, blocking=blocking, counts=counts, required=required,
+                    decisions=decisions, items=rows)
+    table = compact_table(rows, verdict, p["table_width"])
+    summary = {"verdict": verdict, "counts": counts, "blocking": ["%s@%s" % (b["id"], b["host"]) for b in blocking],
+               "report_dir": report_dir, "environment": p["environment"]}
+
+    changed = False
+    if not module.check_mode:
+        try:
+            os.makedirs(report_dir, mode=0o750, exist_ok=True)
+            _write(files["json"], json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+            _write(files["markdown"], markdown(meta, rows, verdict, blocking, counts, decisions, required) + "\n")
+            _write(files["junit"], junit(meta, rows))
+            latest = os.path.join(p["output_dir"], "latest")
+            tmp_link = latest + ".tmp"
+            if os.path.lexists(tmp_link):
+                os.unlink(tmp_link)
+            os.symlink(os.path.basename(report_dir), tmp_link)
+            os.replace(tmp_link, latest)
+        except OSError as err:
+            module.fail_json(msg="output_dir: cannot write the report under %s: %s" % (p["output_dir"], err))
+        changed = True
+
+    module.exit_json(changed=changed, verdict=verdict, blocking=blocking, counts=counts, items=rows,
+                     report_dir=report_dir, files=files, table=table, summary=summary)
+
+
+if __name__ == "__main__":
+    main()
