@@ -1,0 +1,296 @@
+"""The sample service the checks run against: a small lead-scanning API.
+
+Configured by HUNTER_* environment variables (see docs/INVENTORY.md and the
+module constants below); with HUNTER_SANDBOX_ADMIN=1, tests change behaviour at
+run time through PUT /_sandbox/config instead of restarting it.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+import psycopg
+import redis
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+STARTED = time.monotonic()
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?!-)([a-z0-9-]{1,63}(?<!-)\.)+[a-z]{2,63}$")
+SENTRY_DSN = os.environ.get("HUNTER_SENTRY_DSN", "")
+API_KEYS = {k.strip() for k in os.environ.get("HUNTER_API_KEYS", "").split(",") if k.strip()}
+SUNSET = "Wed, 31 Dec 2025 23:59:59 GMT"
+
+
+def parse_faults(spec: str | dict | None) -> dict[str, str]:
+    """'sales-summary:500,ready:503' -> {'sales-summary': '500', 'ready': '503'}."""
+    if isinstance(spec, dict):
+        return {str(k): str(v) for k, v in spec.items()}
+    pairs = (item.split(":", 1) for item in (spec or "").split(",") if ":" in item)
+    return {route.strip(): status.strip() for route, status in pairs}
+
+
+def env_config() -> dict:
+    env = os.environ.get
+    return {
+        "environment": env("HUNTER_ENVIRONMENT", "production"),
+        "legacy": env("HUNTER_LEGACY", "removed"),
+        "legacy_shape": env("HUNTER_LEGACY_SHAPE", "same"),
+        "legacy_deprecation": env("HUNTER_LEGACY_DEPRECATION", "0") == "1",
+        "health_shape": env("HUNTER_HEALTH_SHAPE", "runbook"),
+        "faults": parse_faults(env("HUNTER_FAULTS")),
+        "startup_until": STARTED + float(env("HUNTER_STARTUP_DELAY", "0") or 0),
+    }
+
+
+CONFIG = env_config()
+
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.fastapi import FastApiIntegration
+    from sentry_sdk.integrations.starlette import StarletteIntegration
+
+    # HTTPExceptions are answers, not crashes: only real exceptions become events
+    # (and the ones we capture ourselves, with the probe's tag).
+    sentry_sdk.init(dsn=SENTRY_DSN, environment=CONFIG["environment"], release="hunter-sample@1.0.0",
+                    traces_sample_rate=0, send_default_pii=False,
+                    integrations=[StarletteIntegration(failed_request_status_codes=set()),
+                                  FastApiIntegration(failed_request_status_codes=set())])
+
+app = FastAPI(title="hunter sample service", docs_url=None, redoc_url=None)
+_redis = None
+
+
+def redis_client():
+    global _redis
+    if _redis is None:
+        _redis = redis.Redis.from_url(os.environ["HUNTER_REDIS_URL"], socket_timeout=1,
+                                      socket_connect_timeout=1, max_connections=20)
+    return _redis
+
+
+def db():
+    # libpq rounds connect_timeout below 2 s up to 2 s
+    return psycopg.connect(os.environ["HUNTER_DATABASE_URL"], connect_timeout=2,
+                           options="-c statement_timeout=2000")
+
+
+def query(sql: str, params=()) -> list[dict]:
+    with db() as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def report_exception(exc: Exception, request: Request, route: str):
+    """Send exc to Sentry (when configured) with the probe's tag and context."""
+    if not SENTRY_DSN:
+        return None
+    import sentry_sdk
+
+    probe_id = request.headers.get("X-Probe-Id")
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("route", route)
+        if probe_id:
+            scope.set_tag("probe_id", probe_id)
+        scope.set_context("probe", {"probe_id": probe_id, "route": route,
+                                    "path": request.url.path, "method": request.method})
+        event_id = sentry_sdk.capture_exception(exc)
+    sentry_sdk.flush(timeout=5)
+    return event_id
+
+
+def guard(request: Request, route: str, needs_key: bool = True) -> None:
+    """Injected faults first, then the API key."""
+    fault = CONFIG["faults"].get(route)
+    if fault:
+        status = int(fault)
+        if status >= 500:
+            try:
+                raise RuntimeError(f"injected fault on {route}")
+            except RuntimeError as exc:
+                event_id = report_exception(exc, request, route)
+            raise HTTPException(status, {"error": "injected fault", "event_id": event_id})
+        raise HTTPException(status, "injected fault")
+    if needs_key and API_KEYS:
+        given = request.headers.get("X-API-Key", "")
+        if not any(secrets.compare_digest(given, key) for key in API_KEYS):
+            raise HTTPException(401, "invalid or missing API key")
+
+
+# -- health ----------------------------------------------------------------------
+
+def check_db() -> bool:
+    try:
+        with db() as conn:
+            conn.execute("SELECT 1")
+        return True
+    except Exception:  # any failure means "not ok"; the probe reports it, not us
+        return False
+
+
+def check_redis() -> bool:
+    try:
+        return bool(redis_client().ping())
+    except Exception:
+        return False
+
+
+def health(request: Request, route: str) -> JSONResponse:
+    guard(request, route, needs_key=False)
+    if route == "startup" and time.monotonic() < CONFIG["startup_until"]:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    with ThreadPoolExecutor(2) as pool:
+        db_ok, redis_ok = pool.submit(check_db), pool.submit(check_redis)
+        db_ok, redis_ok = db_ok.result(), redis_ok.result()
+    ok = db_ok and redis_ok
+    if CONFIG["health_shape"] == "checks":
+        body = {"status": "ready" if ok else "not_ready",
+                "checks": {"database": db_ok, "redis": redis_ok}}
+    else:
+        word = lambda flag: "ok" if flag else "error"  # noqa: E731
+        body = {"status": "ok" if ok else "degraded", "environment": CONFIG["environment"],
+                "db": {"status": word(db_ok)}, "redis": {"status": word(redis_ok)}}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@app.get("/healthz/live")
+def live(request: Request):
+    guard(request, "live", needs_key=False)
+    return {"status": "ok"}
+
+
+@app.get("/healthz/ready")
+def ready(request: Request):
+    return health(request, "ready")
+
+
+@app.get("/healthz/startup")
+def startup(request: Request):
+    return health(request, "startup")
+
+
+# -- API v1 -----------------------------------------------------------------------
+
+def leads_body(limit: int) -> dict:
+    rows = query("SELECT domain, name, segment, country, employees, score, created_at "
+                 "FROM companies ORDER BY id LIMIT %s", (limit,))
+    for row in rows:
+        row["created_at"] = row["created_at"].isoformat()
+    return {"leads": rows, "count": len(rows)}
+
+
+def scan_body(domain: str) -> dict:
+    domain = (domain or "").strip().lower()
+    if not DOMAIN_RE.match(domain):
+        raise HTTPException(400, "invalid domain")
+    rows = query("SELECT s.signal_type, c.score FROM domain_signals s JOIN companies c "
+                 "ON c.id = s.company_id WHERE s.domain = %s ORDER BY s.id", (domain,))
+    return {"domain": domain, "known": bool(rows), "score": rows[0]["score"] if rows else 0,
+            "signals": [row["signal_type"] for row in rows],
+            "scanned_at": datetime.now(timezone.utc).isoformat()}
+
+
+@app.get("/api/v1/leads")
+def v1_leads(request: Request, limit: int = 50):
+    guard(request, "leads")
+    return leads_body(max(1, min(limit, 500)))
+
+
+@app.get("/api/v1/scan")
+def v1_scan(request: Request, domain: str = ""):
+    guard(request, "scan")
+    return scan_body(domain)
+
+
+@app.post("/api/v1/scan")
+async def v1_scan_post(request: Request):
+    guard(request, "scan")
+    try:
+        payload = await request.json()
+    except ValueError:
+        raise HTTPException(400, "body must be JSON") from None
+    domain = payload.get("domain", "") if isinstance(payload, dict) else ""
+    return scan_body(str(domain))
+
+
+@app.get("/api/v1/leads/{domain}/sales-summary")
+def v1_sales_summary(request: Request, domain: str):
+    guard(request, "sales-summary")
+    rows = query("SELECT c.domain, c.name, c.segment, c.score, count(s.id) AS signals, "
+                 "max(s.observed_at) AS last_signal_at FROM companies c "
+                 "LEFT JOIN domain_signals s ON s.company_id = c.id "
+                 "WHERE c.domain = %s GROUP BY c.id", (domain.lower(),))
+    if not rows:
+        raise HTTPException(404, "unknown domain")
+    row = rows[0]
+    row["last_signal_at"] = row["last_signal_at"].isoformat() if row["last_signal_at"] else None
+    return row
+
+
+# -- legacy (unversioned) routes --------------------------------------------------
+
+def legacy(request: Request, route: str, body_factory) -> JSONResponse:
+    if CONFIG["legacy"] != "supported":
+        raise HTTPException(404, "Not Found")
+    guard(request, route)
+    body = body_factory()
+    if CONFIG["legacy_shape"] == "different":  # renamed key and changed types
+        if "leads" in body:
+            body = {"results": body.pop("leads"), **body, "count": str(body["count"])}
+        else:
+            body = {**body, "score": str(body["score"]), "signals": ",".join(body["signals"])}
+    headers = {}
+    if CONFIG["legacy_deprecation"]:
+        headers = {"Deprecation": "@1735689600", "Sunset": SUNSET,
+                   "Link": f'</api/v1{request.url.path}>; rel="successor-version"'}
+    return JSONResponse(body, headers=headers)
+
+
+@app.get("/leads")
+def legacy_leads(request: Request, limit: int = 50):
+    return legacy(request, "legacy-leads", lambda: leads_body(max(1, min(limit, 500))))
+
+
+@app.get("/scan")
+def legacy_scan(request: Request, domain: str = ""):
+    return legacy(request, "legacy-scan", lambda: scan_body(domain))
+
+
+# -- Sentry test error -----------------------------------------------------------------
+
+@app.post("/debug/test-error")
+def debug_test_error(request: Request):
+    guard(request, "test-error")
+    try:
+        raise ZeroDivisionError(f"hunter sentry test error (probe {request.headers.get('X-Probe-Id', '-')})")
+    except ZeroDivisionError as exc:
+        event_id = report_exception(exc, request, "test-error")
+    return JSONResponse({"error": "test error raised", "event_id": event_id,
+                         "sentry": "enabled" if SENTRY_DSN else "disabled"}, status_code=500)
+
+
+# -- sandbox admin ----------------------------------------------------------------------
+
+@app.put("/_sandbox/config")
+async def sandbox_config(request: Request):
+    if os.environ.get("HUNTER_SANDBOX_ADMIN") != "1":
+        raise HTTPException(404, "Not Found")
+    changes = await request.json()
+    allowed = {"legacy", "legacy_shape", "legacy_deprecation", "health_shape", "faults",
+               "environment", "startup_delay", "reset"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise HTTPException(400, f"unknown settings: {sorted(unknown)}")
+    if changes.pop("reset", False):
+        CONFIG.update(env_config())
+        CONFIG["startup_until"] = 0.0  # warm-up is over after a reset
+    if "faults" in changes:
+        changes["faults"] = parse_faults(changes["faults"])
+    if "startup_delay" in changes:
+        changes["startup_until"] = time.monotonic() + float(changes.pop("startup_delay"))
+    CONFIG.update(changes)
+    return {k: v for k, v in CONFIG.items() if k != "startup_until"} | {
+        "starting": time.monotonic() < CONFIG["startup_until"]}

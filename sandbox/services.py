@@ -1,0 +1,656 @@
+"""Private servers on free loopback ports, for tests and the demo sandbox.
+
+Every server binds 127.0.0.1 only, logs to files in its base_dir, keeps secrets
+out of argv (config files, environment, stdin), and has a stop() that is safe to
+call twice. A server started by one process can be stopped by another (pidfiles,
+pg_ctl), which is what `python -m sandbox stop` relies on.
+
+To add a service, subclass ManagedProcess: implement command() and is_ready(),
+optionally prepare() (write config files) and environment().
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+
+
+class ServiceError(RuntimeError):
+    """A managed server failed to start or to answer."""
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def random_secret(nbytes: int = 18) -> str:
+    """URL-safe random secret (no characters that need quoting in a DSN)."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def venv_python() -> Path:
+    """The project's virtualenv interpreter, or the running one."""
+    candidate = REPO_ROOT / ".venv" / "bin" / "python"
+    return candidate if candidate.exists() else Path(sys.executable)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HUNTER_OPS_CACHE", Path.home() / ".cache" / "hunter-ops"))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
+               alive: Callable[[], bool] | None = None, interval: float = 0.05) -> None:
+    """Poll predicate until true; fail fast when `alive` says the process died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return
+        if alive is not None and not alive():
+            raise ServiceError(f"{what}: process exited before it was ready")
+        if time.monotonic() > deadline:
+            raise ServiceError(f"{what}: not ready after {timeout:.0f}s")
+        time.sleep(interval)
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True when pid exists and is not a zombie."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class ManagedProcess:
+    """A server process we start detached, with a log file and a pidfile."""
+
+    name = "process"
+    ready_timeout = 30.0
+    #: substring of /proc/<pid>/cmdline proving a pidfile's pid is still ours
+    cmdline_marker: str | None = None
+
+    def __init__(self, base_dir: str | os.PathLike, port: int | None = None):
+        self.base_dir = Path(base_dir).resolve()
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.host = LOOPBACK
+        self.port = int(port) if port else free_port()
+        self._proc: subprocess.Popen | None = None
+        self.startup_seconds: float | None = None
+
+    # -- what subclasses provide -------------------------------------------
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def is_ready(self) -> bool:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Write config files before the first start."""
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def cwd(self) -> Path:
+        return self.base_dir
+
+    # -- files ----------------------------------------------------------------
+    @property
+    def log_path(self) -> Path:
+        return self.base_dir / f"{self.name}-{self.port}.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.base_dir / f"{self.name}-{self.port}.pid"
+
+    def write_private(self, path: Path, text: str) -> Path:
+        """Write a file readable by its owner only (configs holding secrets)."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(path, 0o600)
+        return path
+
+    # -- lifecycle ------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc.pid
+        try:
+            pid = int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if self.cmdline_marker:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                return None
+            if self.cmdline_marker not in cmdline:
+                return None
+        return pid
+
+    def is_running(self) -> bool:
+        if self._proc is not None:
+            return self._proc.poll() is None
+        return pid_alive(self.pid)
+
+    def start(self) -> "ManagedProcess":
+        if self.is_running():
+            return self
+        self.prepare()
+        began = time.monotonic()
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=self.environment(), cwd=str(self.cwd()), start_new_session=True)
+        self.pid_path.write_text(f"{self._proc.pid}\n")
+        try:
+            wait_until(self.is_ready, self.ready_timeout, f"{self.name} on port {self.port}",
+                       alive=lambda: self._proc.poll() is None)
+        except ServiceError as exc:
+            self.stop()
+            raise ServiceError(f"{exc}; log {self.log_path}:\n{tail(self.log_path)}") from None
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def _signal(self, sig: int, timeout: float) -> None:
+        pid = self.pid
+        if pid is None:
+            self.pid_path.unlink(missing_ok=True)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
+        else:
+            try:
+                wait_until(lambda: not pid_alive(pid), timeout, f"{self.name} stop")
+            except ServiceError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        self._proc = None
+        self.pid_path.unlink(missing_ok=True)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Graceful stop (SIGTERM, then SIGKILL). Safe to call twice."""
+        self._signal(signal.SIGTERM, timeout)
+
+    def kill(self) -> None:
+        """Immediate death (SIGKILL), for fault tests."""
+        self._signal(signal.SIGKILL, 5.0)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.host}:{self.port} running={self.is_running()}>"
+
+
+# -- PostgreSQL -------------------------------------------------------------------
+
+def pg_bindir() -> Path:
+    """Newest PostgreSQL server bindir (Debian layout), else initdb on PATH."""
+    root = Path("/usr/lib/postgresql")
+    dirs = sorted((p / "bin" for p in root.glob("*") if (p / "bin" / "initdb").exists()),
+                  key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, reverse=True)
+    if dirs:
+        return dirs[0]
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    raise ServiceError("PostgreSQL server binaries not found (run scripts/setup.sh)")
+
+
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """SCRAM-SHA-256 verifier, so a plaintext password never reaches the server."""
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def _as_postgres() -> list[str]:
+    """initdb/postgres refuse root: drop to the postgres OS user when we are root."""
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+def _postgres_can_use(path: Path) -> bool:
+    if os.geteuid() != 0:
+        return True
+    probe = subprocess.run(_as_postgres() + ["test", "-w", str(path), "-a", "-x", str(path)],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def _chown_postgres(path: Path) -> None:
+    if os.geteuid() == 0:
+        shutil.chown(path, "postgres", "postgres")
+
+
+def pg_template(bindir: Path) -> Path:
+    """An initdb'd cluster cached per major version; built once, under a lock."""
+    major = subprocess.run([str(bindir / "pg_config"), "--version"], capture_output=True,
+                           text=True).stdout.split()[1].split(".")[0] \
+        if (bindir / "pg_config").exists() else bindir.parent.name
+    template = cache_dir() / f"pg-template-{major}"
+    if (template / "PG_VERSION").exists():
+        return template
+    template.parent.mkdir(parents=True, exist_ok=True)
+    with open(template.parent / f"pg-template-{major}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (template / "PG_VERSION").exists():
+            return template
+        work = Path(tempfile.mkdtemp(prefix="hunter-pg-initdb-"))
+        try:
+            _chown_postgres(work)
+            data = work / "data"
+            result = subprocess.run(
+                _as_postgres() + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
+                                  "--auth-local=peer", "--auth-host=scram-sha-256",
+                                  "--encoding=UTF8", "--no-locale", "--no-sync"],
+                capture_output=True, text=True)
+            if result.returncode != 0:
+                raise ServiceError(f"initdb failed: {result.stderr.strip()}")
+            staging = template.with_name(template.name + ".tmp")
+            shutil.rmtree(staging, ignore_errors=True)
+            subprocess.run(["cp", "-a", str(data), str(staging)], check=True)
+            os.rename(staging, template)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return template
+
+
+class PostgresServer(ManagedProcess):
+    """A private PostgreSQL cluster copied from a cached template (~1 s start).
+
+    The app role `user` owns `database` and has CREATEDB; the superuser
+    `postgres` has `superuser_password`. TCP on 127.0.0.1 with scram-sha-256;
+    the unix socket (peer auth, postgres OS user only) lives in the data root.
+    """
+
+    name = "postgres"
+    ready_timeout = 60.0
+
+    def __init__(self, base_dir, port=None, user="hunter", password=None, database="hunter",
+                 superuser_password=None, fsync=False, bindir=None):
+        super().__init__(base_dir, port)
+        self.user = user
+        self.password = password or random_secret()
+        self.database = database
+        self.superuser = "postgres"
+        self.superuser_password = superuser_password or random_secret()
+        self.fsync = fsync
+        self.bindir = Path(bindir) if bindir else pg_bindir()
+        root = self.base_dir / f"postgres-{self.port}"
+        if _postgres_can_use(self.base_dir):
+            root.mkdir(exist_ok=True)
+            self._private_root = False
+        else:  # e.g. pytest's tmp dirs are 0700 root: use /tmp
+            root = Path(tempfile.mkdtemp(prefix=f"hunter-pg-{self.port}-"))
+            self._private_root = True
+        _chown_postgres(root)
+        self.root = root
+        self.datadir = root / "data"
+        self.socket_dir = root / "run"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "postgres.log"
+
+    @property
+    def dsn(self) -> str:
+        return (f"postgresql://{urllib.parse.quote(self.user, safe='')}:"
+                f"{urllib.parse.quote(self.password, safe='')}@{self.host}:{self.port}/"
+                f"{urllib.parse.quote(self.database, safe='')}")
+
+    @property
+    def superuser_dsn(self) -> str:
+        return (f"postgresql://postgres:{urllib.parse.quote(self.superuser_password, safe='')}"
+                f"@{self.host}:{self.port}/postgres")
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"PGHOST": self.host, "PGPORT": str(self.port), "PGUSER": self.user,
+                "PGPASSWORD": self.password, "PGDATABASE": self.database}
+
+    @property
+    def pid(self) -> int | None:
+        try:
+            return int((self.datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
+    def is_running(self) -> bool:
+        return pid_alive(self.pid)
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(_as_postgres() + [str(self.bindir / "pg_ctl"), "-D",
+                                                  str(self.datadir), *args],
+                                capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise ServiceError(f"pg_ctl {args[-1]} failed: {result.stderr.strip()}\n"
+                               f"{tail(self.log_path)}")
+        return result
+
+    def _create_cluster(self) -> None:
+        subprocess.run(["cp", "-a", str(pg_template(self.bindir)), str(self.datadir)], check=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        _chown_postgres(self.socket_dir)
+        settings = {
+            "port": str(self.port), "listen_addresses": f"'{LOOPBACK}'",
+            "unix_socket_directories": f"'{self.socket_dir}'", "unix_socket_permissions": "0700",
+            "password_encryption": "'scram-sha-256'", "max_connections": "40",
+            "shared_buffers": "32MB", "fsync": "on" if self.fsync else "off",
+            "synchronous_commit": "on" if self.fsync else "off",
+            "full_page_writes": "on" if self.fsync else "off", "logging_collector": "off",
+        }
+        with open(self.datadir / "postgresql.conf", "a") as conf:
+            conf.write("\n# hunter.ops sandbox\n")
+            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+        (self.datadir / "pg_hba.conf").write_text(
+            "# hunter.ops sandbox: peer for the postgres OS user, scram over loopback TCP\n"
+            "local all postgres peer\n"
+            f"host all all {LOOPBACK}/32 scram-sha-256\n")
+
+    def _bootstrap_roles(self) -> None:
+        """Roles and database; passwords go in as SCRAM verifiers through stdin."""
+        user = self.user.replace('"', '""')
+        sql = (f"ALTER ROLE postgres PASSWORD '{scram_verifier(self.superuser_password)}';\n"
+               f"CREATE ROLE \"{user}\" LOGIN CREATEDB PASSWORD '{scram_verifier(self.password)}';\n"
+               f"CREATE DATABASE \"{self.database.replace(chr(34), chr(34) * 2)}\" OWNER \"{user}\";\n")
+        result = subprocess.run(
+            _as_postgres() + [str(self.bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                              "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres",
+                              "-d", "postgres", "-f", "-"],
+            input=sql, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ServiceError(f"bootstrap failed: {result.stderr.strip()}")
+
+    def start(self) -> "PostgresServer":
+        if self.is_running():
+            return self
+        began = time.monotonic()
+        fresh = not (self.datadir / "PG_VERSION").exists()
+        if fresh:
+            self._create_cluster()
+        self._pg_ctl("-l", str(self.log_path), "-w", "-t", str(int(self.ready_timeout)), "start")
+        if fresh:
+            self._bootstrap_roles()
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def is_ready(self) -> bool:
+        result = subprocess.run([str(self.bindir / "pg_isready"), "-q", "-h", self.host,
+                                 "-p", str(self.port), "-t", "1"], capture_output=True)
+        return result.returncode == 0
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Fast shutdown. Safe to call twice."""
+        if self.is_running():
+            self._pg_ctl("-m", "fast", "-w", "-t", str(int(timeout)), "stop", check=False)
+
+    def kill(self) -> None:
+        """Immediate shutdown (no checkpoint), for fault tests."""
+        if self.is_running():
+            self._pg_ctl("-m", "immediate", "-w", "stop", check=False)
+
+    def destroy(self) -> None:
+        """Stop and delete the cluster's files."""
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def psql(self, sql: str, database: str | None = None, superuser: bool = False,
+             check: bool = True) -> str:
+        """Run SQL (through stdin) as the app user or the superuser; return stdout."""
+        env = dict(os.environ, PGPASSWORD=self.superuser_password if superuser else self.password,
+                   PGCONNECT_TIMEOUT="5")
+        result = subprocess.run(
+            [str(self.bindir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-h", self.host, "-p", str(self.port),
+             "-U", self.superuser if superuser else self.user,
+             "-d", database or (self.database if not superuser else "postgres"), "-f", "-"],
+            input=sql, capture_output=True, text=True, env=env)
+        if check and result.returncode != 0:
+            raise ServiceError(f"psql failed: {result.stderr.strip()}")
+        return result.stdout.strip()
+
+    def __exit__(self, *exc):
+        self.destroy()
+
+
+def seed(pg: PostgresServer, database: str | None = None) -> None:
+    """Load sandbox/seed.sql (50 companies, 400 signals) as the app user."""
+    pg.psql((Path(__file__).parent / "seed.sql").read_text(), database=database)
+
+
+# -- Redis ---------------------------------------------------------------------------
+
+class RedisServer(ManagedProcess):
+    """redis-server, no persistence; the password lives in a 0600 config file."""
+
+    name = "redis"
+    cmdline_marker = "redis-server"
+
+    def __init__(self, base_dir, port=None, password=None, extra_args: Iterable[str] = (),
+                 replicaof=None, masterauth: str | None = None):
+        super().__init__(base_dir, port)
+        self.password = password
+        self.extra_args = list(extra_args)
+        if isinstance(replicaof, RedisServer):
+            masterauth = masterauth or replicaof.password
+            replicaof = (replicaof.host, replicaof.port)
+        self.replicaof = replicaof
+        self.masterauth = masterauth
+
+    @property
+    def config_path(self) -> Path:
+        return self.base_dir / f"redis-{self.port}.conf"
+
+    @property
+    def url(self) -> str:
+        auth = f":{urllib.parse.quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}{self.host}:{self.port}/0"
+
+    def prepare(self) -> None:
+        lines = [f"bind {LOOPBACK}", f"port {self.port}", 'save ""', "appendonly no",
+                 f"dir {self.base_dir}", "daemonize no", "protected-mode yes",
+                 'logfile ""', f"dbfilename redis-{self.port}.rdb"]
+        if self.password:
+            lines.append(f"requirepass {self.password}")
+        if self.replicaof:
+            lines.append(f"replicaof {self.replicaof[0]} {self.replicaof[1]}")
+        if self.masterauth:
+            lines.append(f"masterauth {self.masterauth}")
+        self.write_private(self.config_path, "\n".join(lines) + "\n")
+
+    def command(self) -> list[str]:
+        return [shutil.which("redis-server") or "redis-server", str(self.config_path),
+                *self.extra_args]
+
+    def client(self, **kwargs):
+        import redis  # the sandbox's own dependency, imported where used
+        kwargs.setdefault("socket_timeout", 2)
+        kwargs.setdefault("socket_connect_timeout", 2)
+        return redis.Redis(host=self.host, port=self.port, password=self.password, **kwargs)
+
+    def is_ready(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
+                if self.password:
+                    auth = self.password.encode()
+                    sock.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(auth), auth))
+                    if not sock.recv(64).startswith(b"+OK"):
+                        return False
+                sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+# -- the sample service ---------------------------------------------------------------
+
+class SampleService(ManagedProcess):
+    """sandbox/app.py under uvicorn, configured through HUNTER_* environment."""
+
+    name = "sample-service"
+    cmdline_marker = "sandbox.app:app"
+
+    def __init__(self, base_dir, port=None, env: Mapping[str, str] | None = None,
+                 python: str | os.PathLike | None = None):
+        super().__init__(base_dir, port)
+        self.env = {k: str(v) for k, v in (env or {}).items() if v is not None}
+        self.python = Path(python) if python else venv_python()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        return [str(self.python), "-m", "uvicorn", "sandbox.app:app", "--host", self.host,
+                "--port", str(self.port), "--log-level", "warning"]
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUNTER_")}
+        env.update(self.env, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+        return env
+
+    def cwd(self) -> Path:
+        return REPO_ROOT
+
+    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 10.0):
+        """(status, headers, parsed JSON or text) of one request to the service."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                status, hdrs, raw = resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as err:
+            status, hdrs, raw = err.code, dict(err.headers), err.read()
+        try:
+            return status, hdrs, json.loads(raw)
+        except ValueError:
+            return status, hdrs, raw.decode(errors="replace")
+
+    def is_ready(self) -> bool:
+        try:
+            return self.request("GET", "/healthz/live", timeout=1)[0] == 200
+        except OSError:
+            return False
+
+    def configure(self, **settings) -> dict:
+        """Change behaviour at run time (needs HUNTER_SANDBOX_ADMIN=1)."""
+        status, _, body = self.request("PUT", "/_sandbox/config", settings)
+        if status != 200:
+            raise ServiceError(f"configure failed: {status} {body}")
+        return body
+
+    def reset(self) -> dict:
+        """Back to the configuration the environment gave at start."""
+        return self.configure(reset=True)
+
+
+# -- a server that never answers ------------------------------------------------------
+
+class SilentServer:
+    """Accepts TCP connections and never answers (timeout tests)."""
+
+    def __init__(self, port: int | None = None):
+        self.host = LOOPBACK
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((LOOPBACK, port or 0))
+        self.port = self._sock.getsockname()[1]
+        self._sock.listen(64)
+        self._sock.settimeout(0.2)
+        self._conns: list[socket.socket] = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._sock.accept()
+                self._conns.append(conn)  # held open, never read, never answered
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    def start(self) -> "SilentServer":
+        return self
+
+    def is_running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._thread.join(2)
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.close()
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+    kill = stop
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

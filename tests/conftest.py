@@ -1,0 +1,160 @@
+"""Shared fixtures: private services (session scope), fault-test factories, ansible-runner.
+
+The classes live in sandbox/services.py and tests/harness.py; this file only wires
+them to pytest's lifetimes. Every server binds 127.0.0.1 on a free port and is
+stopped (and its files removed) when its fixture ends.
+"""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from sandbox.services import (PostgresServer, RedisServer, SampleService, SilentServer,
+                              seed, venv_python as _venv_python)
+from tests.harness import REPO_ROOT, AnsibleHarness, assert_no_secret as _assert_no_secret
+
+
+def pytest_collection_modifyitems(config, items):
+    """Everything under tests/integration is an integration test."""
+    integration_dir = Path(__file__).parent / "integration"
+    for item in items:
+        if integration_dir in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def venv_python() -> Path:
+    return _venv_python()
+
+
+# -- session services ----------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory):
+    """Seeded PostgreSQL: app role `hunter` owns db `hunter` (CREATEDB); superuser `postgres`."""
+    server = PostgresServer(tmp_path_factory.mktemp("pg")).start()
+    seed(server)
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"), password=secrets.token_urlsafe(16)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def api_key() -> str:
+    return "hk_" + secrets.token_urlsafe(24)
+
+
+def _service_env(pg, redis_server, api_key, extra=None) -> dict:
+    env = {"HUNTER_DATABASE_URL": pg.dsn, "HUNTER_REDIS_URL": redis_server.url,
+           "HUNTER_API_KEYS": api_key, "HUNTER_ENVIRONMENT": "production",
+           "HUNTER_SANDBOX_ADMIN": "1"}
+    env.update(extra or {})
+    return {k: v for k, v in env.items() if v is not None}
+
+
+@pytest.fixture(scope="session")
+def sample_service(tmp_path_factory, pg, redis_server, api_key):
+    """The sample service on pg + redis_server, API key enforced, admin endpoint on.
+
+    Tests that change its behaviour use `service_config`, which resets it afterwards.
+    """
+    service = SampleService(tmp_path_factory.mktemp("sample-service"),
+                            env=_service_env(pg, redis_server, api_key)).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def service_config(sample_service):
+    """`service_config.configure(legacy="supported", ...)`; defaults restored after the test."""
+    yield sample_service
+    sample_service.reset()
+
+
+# -- factories for fault tests (function scope, always cleaned up) ---------------------
+
+@pytest.fixture
+def make_pg(tmp_path):
+    """make_pg(seeded=True, **PostgresServer kwargs) -> a started, private PostgresServer."""
+    made = []
+
+    def factory(seeded: bool = True, **kwargs) -> PostgresServer:
+        server = PostgresServer(tmp_path / f"pg{len(made)}", **kwargs)
+        made.append(server)
+        server.start()
+        if seeded:
+            seed(server)
+        return server
+
+    yield factory
+    for server in made:
+        server.destroy()
+
+
+@pytest.fixture
+def make_redis(tmp_path):
+    """make_redis(password=..., extra_args=(...), replicaof=...) -> a started RedisServer."""
+    made = []
+
+    def factory(**kwargs) -> RedisServer:
+        server = RedisServer(tmp_path / f"redis{len(made)}", **kwargs)
+        made.append(server)
+        return server.start()
+
+    yield factory
+    for server in made:
+        server.stop()
+
+
+@pytest.fixture
+def make_service(tmp_path, pg, redis_server, api_key):
+    """make_service(env={...}, start=True) -> a SampleService.
+
+    env is merged over the session defaults (pg, redis_server, api_key, production,
+    admin on); a value of None removes that variable.
+    """
+    made = []
+
+    def factory(env: dict | None = None, start: bool = True, **kwargs) -> SampleService:
+        merged = _service_env(pg, redis_server, api_key, env)
+        service = SampleService(tmp_path / f"service{len(made)}", env=merged, **kwargs)
+        made.append(service)
+        return service.start() if start else service
+
+    yield factory
+    for service in made:
+        service.stop()
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP listener that accepts and never answers (`.port`, `.url`)."""
+    server = SilentServer()
+    yield server
+    server.stop()
+
+
+# -- ansible -----------------------------------------------------------------------------
+
+@pytest.fixture
+def ansible(tmp_path, repo_root, venv_python) -> AnsibleHarness:
+    """run_playbook(playbook, inventory, extravars=None, limit=None) / run_module(fqcn, args, ...)."""
+    return AnsibleHarness(base_dir=tmp_path / "ansible", repo_root=repo_root, python=venv_python)
+
+
+@pytest.fixture
+def assert_no_secret():
+    return _assert_no_secret
