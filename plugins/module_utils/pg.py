@@ -35,6 +35,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_text
@@ -126,6 +128,15 @@ def error_text(err, kwargs=None):
     secrets = [kwargs.get("password")] if kwargs else []
     text = " ".join(str(err).split()) or type(err).__name__
     return redact_text(text, secrets)
+
+
+_NOISE = re.compile(r'^(?:connection failed: )?(?:connection to server (?:at|on) .*? failed: )?(?:FATAL:\s*)?')
+
+
+def short_error(text):
+    """The essential part of a libpq error for a one-line message (the server/port prefix and hints cut)."""
+    text = _NOISE.sub("", str(text))
+    return text.split(" Is the server running")[0].strip() or str(text)
 
 
 def _kind(text):
