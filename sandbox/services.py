@@ -262,12 +262,11 @@ def _as_postgres() -> list[str]:
     return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
 
-def _postgres_can_use(path: Path) -> bool:
+def _postgres_can_reach(path: Path) -> bool:
+    """Can the postgres OS user traverse path (and so a postgres-owned dir in it)?"""
     if os.geteuid() != 0:
         return True
-    probe = subprocess.run(_as_postgres() + ["test", "-w", str(path), "-a", "-x", str(path)],
-                           capture_output=True)
-    return probe.returncode == 0
+    return subprocess.run(_as_postgres() + ["test", "-x", str(path)], capture_output=True).returncode == 0
 
 
 def _chown_postgres(path: Path) -> None:
@@ -320,7 +319,7 @@ class PostgresServer(ManagedProcess):
     ready_timeout = 60.0
 
     def __init__(self, base_dir, port=None, user="hunter", password=None, database="hunter",
-                 superuser_password=None, fsync=False, bindir=None):
+                 superuser_password=None, fsync=False, bindir=None, data_root=None):
         super().__init__(base_dir, port)
         self.user = user
         self.password = password or random_secret()
@@ -329,13 +328,15 @@ class PostgresServer(ManagedProcess):
         self.superuser_password = superuser_password or random_secret()
         self.fsync = fsync
         self.bindir = Path(bindir) if bindir else pg_bindir()
-        root = self.base_dir / f"postgres-{self.port}"
-        if _postgres_can_use(self.base_dir):
-            root.mkdir(exist_ok=True)
-            self._private_root = False
-        else:  # e.g. pytest's tmp dirs are 0700 root: use /tmp
+        # data_root: reattach to a cluster made earlier (python -m sandbox stop)
+        root = Path(data_root) if data_root else self.base_dir / f"postgres-{self.port}"
+        if not data_root and not _postgres_can_reach(self.base_dir):
+            # e.g. pytest's tmp dirs sit in a 0700 root dir: use /tmp, link the log back
             root = Path(tempfile.mkdtemp(prefix=f"hunter-pg-{self.port}-"))
-            self._private_root = True
+            link = self.base_dir / f"postgres-{self.port}.log"
+            if not link.is_symlink():
+                link.symlink_to(root / "postgres.log")
+        root.mkdir(parents=True, exist_ok=True)
         _chown_postgres(root)
         self.root = root
         self.datadir = root / "data"

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import textwrap
+import urllib.request
 
 import psycopg
 import pytest
 import redis
+import yaml
 
 from tests.harness import assert_no_secret
 
@@ -195,3 +198,46 @@ def test_ansible_harness_runs_playbooks_and_modules_without_leaking(ansible, tmp
     # arguments are passed literally, never templated
     assert ansible.run_module("ansible.builtin.debug", {"msg": "{{ nope }}"})["msg"] == "{{ nope }}"
     assert json.dumps(ansible.run_module("ansible.builtin.ping", {}, check=True))
+
+
+def test_demo_sandbox_cli_start_status_stop(tmp_path, venv_python, repo_root):
+    env = dict(os.environ, HUNTER_SANDBOX_DIR=str(tmp_path / "state"),
+               HUNTER_SANDBOX_VARS_FILE=str(tmp_path / "zz_sandbox.yml"))
+
+    def cli(*args):
+        return subprocess.run([str(venv_python), "-m", "sandbox", *args], cwd=repo_root, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    started = cli("start")
+    try:
+        assert started.returncode == 0, started.stderr
+        vars_file = tmp_path / "zz_sandbox.yml"
+        assert vars_file.stat().st_mode & 0o777 == 0o600
+        values = yaml.safe_load(vars_file.read_text())
+        for name in ("hunter_app_url", "hunter_api_key", "hunter_app_db_host", "hunter_app_db_port",
+                     "hunter_app_db_name", "hunter_app_db_user", "hunter_app_db_password",
+                     "hunter_app_redis_url", "hunter_redis_password", "hunter_db_password",
+                     "hunter_expected_environment", "hunter_api_legacy_decision"):
+            assert values.get(name) not in (None, ""), name
+        secrets_ = [values["hunter_api_key"], values["hunter_app_db_password"],
+                    values["hunter_redis_password"]]
+        assert_no_secret(started.stdout + started.stderr, *secrets_)
+
+        # The servers outlive the command that started them.
+        status = cli("status")
+        assert status.returncode == 0 and status.stdout.count("running") == 3, status.stdout
+        with urllib.request.urlopen(values["hunter_app_url"] + "/healthz/ready", timeout=5) as resp:
+            assert json.load(resp) == RUNBOOK_OK
+        req = urllib.request.Request(values["hunter_app_url"] + "/api/v1/leads?limit=1",
+                                     headers={"X-API-Key": values["hunter_api_key"]})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert resp.status == 200
+        argv = subprocess.run(["ps", "axww", "-o", "args"], capture_output=True, text=True).stdout
+        assert_no_secret(argv, *secrets_)
+    finally:
+        stopped = cli("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert not (tmp_path / "zz_sandbox.yml").exists()
+    assert cli("status").returncode == 3
+    with pytest.raises(OSError):
+        urllib.request.urlopen(values["hunter_app_url"] + "/healthz/live", timeout=2)

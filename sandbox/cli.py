@@ -1,0 +1,312 @@
+"""`python -m sandbox start|stop|status`: the local demo sandbox.
+
+start  runs PostgreSQL (seeded), Redis (password) and the sample service (API
+       key enforced, environment production, legacy endpoints removed) on
+       loopback ports, keeps them running after it returns, and writes the local
+       inventory's generated vars (inventories/local/group_vars/all/zz_sandbox.yml).
+stop   stops everything and removes the generated vars file.
+status prints what runs.
+
+State lives in .sandbox/ (gitignored; HUNTER_SANDBOX_DIR and HUNTER_SANDBOX_VARS_FILE
+move it and the vars file, for tests): state.json (0600: it holds the generated
+secrets), one directory per service with its logs and pidfile.
+
+Adding a service (Bugsink, moto S3, ...): write a class with `name`, `start(ctx)`,
+`stop(ctx)` and `status(ctx)` (see SandboxPlugin) in your own module, and add
+"module:attribute" to PLUGINS before the sample service, so the app environment
+(ctx.app_env, e.g. HUNTER_SENTRY_DSN) is complete when the service starts.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from sandbox.services import (REPO_ROOT, PostgresServer, RedisServer, SampleService, free_port,
+                              random_secret, seed)
+
+STATE_DIR = Path(os.environ.get("HUNTER_SANDBOX_DIR", REPO_ROOT / ".sandbox"))
+VARS_FILE = Path(os.environ.get(
+    "HUNTER_SANDBOX_VARS_FILE",
+    REPO_ROOT / "inventories" / "local" / "group_vars" / "all" / "zz_sandbox.yml"))
+
+# Start order; stop runs in reverse. Insert new services before the sample service.
+PLUGINS = [
+    "sandbox.cli:PostgresPlugin",
+    "sandbox.cli:RedisPlugin",
+    "sandbox.cli:SampleServicePlugin",
+]
+
+
+class Context:
+    """What plugins share during one command.
+
+    state["services"][name]: a plugin's own record (ports, dirs, secrets) so another
+        process can stop it later;
+    state["vars"]: the inventory variables written to zz_sandbox.yml;
+    state["app_env"]: environment for the sample service (HUNTER_*).
+    """
+
+    def __init__(self, state_dir: Path = STATE_DIR):
+        self.state_dir = state_dir
+        self.state_file = state_dir / "state.json"
+        self.state = {"services": {}, "vars": {}, "app_env": {}}
+        if self.state_file.exists():
+            self.state.update(json.loads(self.state_file.read_text()))
+
+    @property
+    def vars(self) -> dict:
+        return self.state["vars"]
+
+    @property
+    def app_env(self) -> dict:
+        return self.state["app_env"]
+
+    def record(self, name: str, data: dict | None = None) -> dict:
+        """A plugin's record in the state; `data` replaces it."""
+        services = self.state["services"]
+        if data is not None:
+            services[name] = data
+        return services.setdefault(name, {})
+
+    def service_dir(self, name: str) -> Path:
+        path = self.state_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def save(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        write_private(self.state_file, json.dumps(self.state, indent=2, sort_keys=True) + "\n")
+
+
+def write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
+class SandboxPlugin:
+    """Interface of a sandbox service (duck-typed; subclassing is optional)."""
+
+    name = "service"
+
+    def start(self, ctx: Context) -> None:
+        raise NotImplementedError
+
+    def stop(self, ctx: Context) -> None:
+        raise NotImplementedError
+
+    def status(self, ctx: Context) -> dict:
+        """{"running": bool, "detail": "<one line, no secrets>"}"""
+        raise NotImplementedError
+
+
+class PostgresPlugin(SandboxPlugin):
+    name = "postgres"
+
+    def _server(self, ctx, rec) -> PostgresServer:
+        return PostgresServer(ctx.service_dir(self.name), port=rec["port"], user=rec["user"],
+                              password=rec["password"], database=rec["database"],
+                              superuser_password=rec["superuser_password"], data_root=rec["root"])
+
+    def start(self, ctx):
+        server = PostgresServer(ctx.service_dir(self.name))
+        ctx.record(self.name, {"port": server.port, "user": server.user, "password": server.password,
+                               "database": server.database, "root": str(server.root),
+                               "superuser_password": server.superuser_password})
+        ctx.save()  # before starting: a failed start can still be cleaned up
+        server.start()
+        seed(server)
+        ctx.record(self.name)["startup_seconds"] = round(server.startup_seconds or 0, 2)
+        ctx.vars.update({
+            "hunter_app_db_host": server.host, "hunter_app_db_port": server.port,
+            "hunter_app_db_name": server.database, "hunter_app_db_user": server.user,
+            "hunter_app_db_password": server.password,
+            "hunter_db_host": server.host, "hunter_db_port": server.port,
+            "hunter_db_name": server.database, "hunter_db_user": server.user,
+            "hunter_db_password": server.password,
+        })
+        ctx.app_env["HUNTER_DATABASE_URL"] = server.dsn
+
+    def stop(self, ctx):
+        rec = ctx.state["services"].get(self.name)
+        if rec:
+            self._server(ctx, rec).stop()
+
+    def status(self, ctx):
+        rec = ctx.state["services"].get(self.name)
+        if not rec:
+            return {"running": False, "detail": "not started"}
+        server = self._server(ctx, rec)
+        return {"running": server.is_running(),
+                "detail": f"127.0.0.1:{rec['port']} db={rec['database']} user={rec['user']} "
+                          f"pid={server.pid} data={server.datadir}"}
+
+
+class RedisPlugin(SandboxPlugin):
+    name = "redis"
+
+    def _server(self, ctx, rec) -> RedisServer:
+        return RedisServer(ctx.service_dir(self.name), port=rec["port"], password=rec["password"])
+
+    def start(self, ctx):
+        server = RedisServer(ctx.service_dir(self.name), password=random_secret())
+        ctx.record(self.name, {"port": server.port, "password": server.password})
+        ctx.save()
+        server.start()
+        ctx.record(self.name)["startup_seconds"] = round(server.startup_seconds or 0, 2)
+        ctx.vars.update({"hunter_redis_host": server.host, "hunter_redis_port": server.port,
+                         "hunter_redis_db": 0, "hunter_redis_password": server.password,
+                         "hunter_app_redis_url": server.url})
+        ctx.app_env["HUNTER_REDIS_URL"] = server.url
+
+    def stop(self, ctx):
+        rec = ctx.state["services"].get(self.name)
+        if rec:
+            self._server(ctx, rec).stop()
+
+    def status(self, ctx):
+        rec = ctx.state["services"].get(self.name)
+        if not rec:
+            return {"running": False, "detail": "not started"}
+        server = self._server(ctx, rec)
+        return {"running": server.is_running(), "detail": f"127.0.0.1:{rec['port']} pid={server.pid}"}
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+class SampleServicePlugin(SandboxPlugin):
+    """The sample service on port 8000 when free (the runbook's URLs), else a free port."""
+
+    name = "sample-service"
+    legacy_decision = "removed"
+    environment = "production"
+
+    def _service(self, ctx, rec) -> SampleService:
+        return SampleService(ctx.service_dir(self.name), port=rec["port"], env=rec.get("env", {}))
+
+    def start(self, ctx):
+        api_key = "hk_" + secrets.token_urlsafe(24)
+        port = 8000 if _port_free(8000) else free_port()
+        env = dict(ctx.app_env, HUNTER_API_KEYS=api_key, HUNTER_ENVIRONMENT=self.environment,
+                   HUNTER_LEGACY=self.legacy_decision, HUNTER_SANDBOX_ADMIN="1")
+        service = SampleService(ctx.service_dir(self.name), port=port, env=env)
+        ctx.record(self.name, {"port": port, "env": env})
+        ctx.save()
+        service.start()
+        ctx.record(self.name)["startup_seconds"] = round(service.startup_seconds or 0, 2)
+        # The app's environment as an operator would keep it (docker compose .env style).
+        env_file = ctx.service_dir(self.name) / "app.env"
+        write_private(env_file, "".join(f"{k}={v}\n" for k, v in sorted(env.items())))
+        ctx.vars.update({"hunter_app_url": service.url, "hunter_api_key": api_key,
+                         "hunter_expected_environment": self.environment,
+                         "hunter_api_legacy_decision": self.legacy_decision,
+                         "hunter_app_env_file": str(env_file)})
+
+    def stop(self, ctx):
+        rec = ctx.state["services"].get(self.name)
+        if rec:
+            self._service(ctx, rec).stop()
+
+    def status(self, ctx):
+        rec = ctx.state["services"].get(self.name)
+        if not rec:
+            return {"running": False, "detail": "not started"}
+        service = self._service(ctx, rec)
+        return {"running": service.is_running(),
+                "detail": f"{service.url} pid={service.pid} environment={rec['env'].get('HUNTER_ENVIRONMENT')} "
+                          f"legacy={rec['env'].get('HUNTER_LEGACY')}"}
+
+
+def load_plugins() -> list:
+    plugins = []
+    for spec in PLUGINS:
+        module, _, attr = spec.partition(":")
+        obj = getattr(importlib.import_module(module), attr)
+        plugins.append(obj() if isinstance(obj, type) else obj)
+    return plugins
+
+
+def render_vars(ctx: Context) -> None:
+    header = ("# Generated by `python -m sandbox start` for the local demo sandbox.\n"
+              "# Holds generated secrets: gitignored, mode 0600, removed by `python -m sandbox stop`.\n")
+    write_private(VARS_FILE, header + yaml.safe_dump(dict(sorted(ctx.vars.items())),
+                                                     default_flow_style=False, sort_keys=False))
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def cmd_stop(ctx: Context, quiet: bool = False) -> int:
+    for plugin in reversed(load_plugins()):
+        try:
+            plugin.stop(ctx)
+            if not quiet:
+                print(f"stopped {plugin.name}")
+        except Exception as exc:  # keep stopping the others
+            print(f"could not stop {plugin.name}: {exc}", file=sys.stderr)
+    VARS_FILE.unlink(missing_ok=True)
+    ctx.state_file.unlink(missing_ok=True)
+    return 0
+
+
+def cmd_start(ctx: Context) -> int:
+    if ctx.state["services"]:
+        cmd_stop(ctx, quiet=True)  # a previous sandbox: start clean
+        ctx = Context(ctx.state_dir)
+    for path in ctx.state_dir.glob("*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+    began = time.monotonic()
+    for plugin in load_plugins():
+        try:
+            plugin.start(ctx)
+            ctx.save()
+        except Exception as exc:
+            ctx.save()
+            print(f"sandbox: {plugin.name} failed to start: {exc}", file=sys.stderr)
+            cmd_stop(ctx, quiet=True)
+            return 1
+        seconds = ctx.state["services"].get(plugin.name, {}).get("startup_seconds")
+        print(f"started {plugin.name:<15} {plugin.status(ctx)['detail']}"
+              + (f"  ({seconds:.2f}s)" if seconds is not None else ""))
+    render_vars(ctx)
+    print(f"sandbox up in {time.monotonic() - began:.1f}s; inventory vars: {_shown(VARS_FILE)}")
+    return 0
+
+
+def cmd_status(ctx: Context) -> int:
+    if not ctx.state["services"]:
+        print("sandbox not started (python -m sandbox start)")
+        return 3
+    all_up = True
+    for plugin in load_plugins():
+        info = plugin.status(ctx)
+        all_up &= info["running"]
+        print(f"{plugin.name:<15} {'running' if info['running'] else 'DOWN':<8} {info['detail']}")
+    print(f"inventory vars: {_shown(VARS_FILE)} "
+          f"({'present' if VARS_FILE.exists() else 'missing'})")
+    return 0 if all_up else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["start", "stop", "status"])
+    args = parser.parse_args(argv)
+    ctx = Context()
+    return {"start": cmd_start, "stop": cmd_stop, "status": cmd_status}[args.command](ctx)
