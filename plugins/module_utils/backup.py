@@ -357,14 +357,19 @@ def list_backups(directory, database=None, label=None):
     return found
 
 
-def newest_valid_backup(directory, database=None, label=None, checksum=True):
-    """The newest backup (list_backups item plus 'problems': []) that matches its manifest, or None."""
+def newest_valid_backup(directory, database=None, label=None, checksum=True, skipped=None):
+    """The newest backup (list_backups item plus 'problems': []) that matches its manifest, or None.
+
+    Pass a list as `skipped` to receive the newer backups passed over, as dict(name, problem).
+    """
     for item in list_backups(directory, database=database, label=label):
-        if item["manifest"] is None:
-            continue
-        if not verify_backup(item["path"], item["manifest"], checksum=checksum):
+        problems = [item["manifest_error"]] if item["manifest"] is None else \
+            verify_backup(item["path"], item["manifest"], checksum=checksum)
+        if not problems:
             item["problems"] = []
             return item
+        if skipped is not None:
+            skipped.append(dict(name=item["name"], problem="; ".join(problems)))
     return None
 
 
