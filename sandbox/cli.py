@@ -43,6 +43,7 @@ VARS_FILE = Path(os.environ.get(
 PLUGINS = [
     "sandbox.cli:PostgresPlugin",
     "sandbox.cli:RedisPlugin",
+    "sandbox.bugsink:BugsinkPlugin",
     "sandbox.cli:SampleServicePlugin",
 ]
 
@@ -215,7 +216,8 @@ class SampleServicePlugin(SandboxPlugin):
         ctx.vars.update({"hunter_app_url": service.url, "hunter_api_key": api_key,
                          "hunter_expected_environment": self.environment,
                          "hunter_api_legacy_decision": self.legacy_decision,
-                         "hunter_app_env_file": str(env_file)})
+                         "hunter_app_env_file": str(env_file),
+                         "hunter_app_pidfile": str(service.pid_path)})
 
     def stop(self, ctx):
         rec = ctx.state["services"].get(self.name)
