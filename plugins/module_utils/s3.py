@@ -1,0 +1,134 @@
+# -*- coding: utf-8 -*-
+# Copyright: hunter.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backups in S3 (boto3): one client with timeouts, and the layout that mirrors a backup directory.
+
+Layout under a prefix (``prod/`` below), the same names as on disk (docs/ARCHITECTURE.md)::
+
+    prod/backup_pre_v1.0_20261128_020000.dump
+    prod/backup_pre_v1.0_20261128_020000.dump.manifest.json
+    prod/backup_pre_v1.0_20261128_030000.dir/toc.dat          # a directory backup: one object per file
+    prod/backup_pre_v1.0_20261128_030000.dir/3456.dat.gz
+    prod/backup_pre_v1.0_20261128_030000.dir.manifest.json
+
+Errors become S3Error with a one-line message (never a credential).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible_collections.hunter.ops.plugins.module_utils import backup
+
+try:
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+    HAS_BOTO3 = True
+except ImportError:  # reported by the module through missing_required_lib
+    HAS_BOTO3 = False
+
+
+class S3Error(RuntimeError):
+    """An S3 call failed; str() is one line, without credentials."""
+
+
+def _error(err, what):
+    if HAS_BOTO3 and isinstance(err, botocore.exceptions.ClientError):
+        info = err.response.get("Error", {})
+        return S3Error("%s: %s %s" % (what, info.get("Code", "error"), info.get("Message", "")).strip())
+    return S3Error("%s: %s" % (what, " ".join(str(err).split())))
+
+
+def client(endpoint_url=None, region=None, access_key=None, secret_key=None, session_token=None, timeout=30):
+    """A boto3 S3 client whose every call is bounded by `timeout` seconds (connect and read)."""
+    if not HAS_BOTO3:
+        raise S3Error("boto3 is required for S3 backups")
+    config = botocore.config.Config(connect_timeout=timeout, read_timeout=timeout,
+                                    retries={"max_attempts": 2, "mode": "standard"},
+                                    s3={"addressing_style": "path"} if endpoint_url else None)
+    try:
+        return boto3.session.Session().client(
+            "s3", endpoint_url=endpoint_url or None, region_name=region or None,
+            aws_access_key_id=access_key or None, aws_secret_access_key=secret_key or None,
+            aws_session_token=session_token or None, config=config)
+    except Exception as err:  # pylint: disable=broad-except
+        raise _error(err, "S3 client")
+
+
+def normalize_prefix(prefix):
+    """'' or a prefix ending in '/' ('prod' -> 'prod/')."""
+    prefix = str(prefix or "").lstrip("/")
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
+def list_objects(s3, bucket, prefix):
+    """{key: size} of every object under prefix."""
+    found = {}
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                found[obj["Key"]] = obj["Size"]
+    except Exception as err:  # pylint: disable=broad-except
+        raise _error(err, "listing s3://%s/%s" % (bucket, prefix))
+    return found
+
+
+def backups_in(objects, prefix):
+    """Backups stored under prefix, newest name first: [dict(name, key, size_bytes, manifest_key, files)].
+
+    size_bytes is the total of a directory backup's objects; files maps relpath -> key for one.
+    Only names of the backup contract count; a backup without its manifest object is listed with
+    manifest_key None (it is not valid).
+    """
+    found = {}
+    for key, size in objects.items():
+        rest = key[len(prefix):]
+        head = rest.split("/", 1)[0]
+        name = backup.backup_path_of(head) if head.endswith(backup.MANIFEST_SUFFIX) else head
+        parsed = backup.parse_backup_name(name)
+        if parsed is None:
+            continue
+        item = found.setdefault(name, dict(name=name, key=prefix + name, size_bytes=0, manifest_key=None,
+                                           files={}, stamp=parsed["stamp"]))
+        if head.endswith(backup.MANIFEST_SUFFIX):
+            if "/" not in rest:
+                item["manifest_key"] = key
+        elif "/" in rest:
+            item["files"][rest.split("/", 1)[1]] = key
+            item["size_bytes"] += size
+        else:
+            item["size_bytes"] += size
+    return sorted(found.values(), key=lambda b: (b["stamp"], b["name"]), reverse=True)
+
+
+def read_manifest(s3, bucket, key):
+    """A manifest object parsed (backup.parse_manifest); raises S3Error or backup.ManifestError."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as err:  # pylint: disable=broad-except
+        raise _error(err, "reading s3://%s/%s" % (bucket, key))
+    return backup.parse_manifest(body.decode("utf-8", "replace"), source="s3://%s/%s" % (bucket, key))
+
+
+def download(s3, bucket, item, dest_dir):
+    """Download one backup (a file, or every object of a directory backup) into dest_dir; its path."""
+    path = os.path.join(dest_dir, item["name"])
+    try:
+        if item["files"]:
+            for rel, key in sorted(item["files"].items()):
+                target = os.path.join(path, rel)
+                if not os.path.abspath(target).startswith(os.path.abspath(path) + os.sep):
+                    raise S3Error("refusing object %s: it would land outside %s" % (key, path))
+                if not os.path.isdir(os.path.dirname(target)):
+                    os.makedirs(os.path.dirname(target))
+                s3.download_file(bucket, key, target)
+        else:
+            s3.download_file(bucket, item["key"], path)
+    except S3Error:
+        raise
+    except Exception as err:  # pylint: disable=broad-except
+        raise _error(err, "downloading s3://%s/%s" % (bucket, item["key"]))
+    return path
