@@ -13,12 +13,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ctypes
+import ctypes.util
 import gzip
 import os
 import re
 import select
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -270,15 +273,28 @@ class SnapshotSession(object):
 
 # -- the pipeline ------------------------------------------------------------------------------------
 
+def _die_with_parent():
+    """In a child before exec (Linux): get SIGTERM when the parent dies, even by SIGKILL."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the caller's kill() still applies
+        pass
+
+
 class Pipeline(object):
     """Stages connected stdout->stdin, the last one writing to out_path (or to its own -f file).
-    Every stage's exit status and stderr are kept; nothing goes through a shell."""
+    Every stage's exit status and stderr are kept; nothing goes through a shell.
 
-    def __init__(self, stages, env, out_path=None, secrets=()):
+    die_with_parent=True: the stages are stopped when the module process dies, even by SIGKILL
+    (a killed restore drill must not go on writing into its scratch database)."""
+
+    def __init__(self, stages, env, out_path=None, secrets=(), die_with_parent=False):
         self.stages = [list(s) for s in stages]
         self.env = env
         self.out_path = out_path
         self.secrets = list(secrets)
+        self.die_with_parent = die_with_parent
         self.procs = []
         self._errs = []
 
@@ -296,7 +312,7 @@ class Pipeline(object):
                 proc = subprocess.Popen(
                     argv, stdin=prev.stdout if prev else subprocess.DEVNULL,
                     stdout=(out if out else subprocess.DEVNULL) if last else subprocess.PIPE,
-                    stderr=err, env=self.env)
+                    stderr=err, env=self.env, preexec_fn=_die_with_parent if self.die_with_parent else None)
                 if prev is not None:
                     prev.stdout.close()  # the next stage owns the read end; SIGPIPE reaches prev
                 self.procs.append(proc)
