@@ -16,7 +16,7 @@ options:
     description:
       - Where the application's environment is read from, on the host the task runs on.
       - V(process) reads C(/proc/<pid>/environ) of the running application, found by O(pid), O(pidfile) or
-        O(process_match). Reading another user's process needs root (C(become: true)) or that user.
+        O(process_match). Reading another user's process needs root (privilege escalation with C(become)) or that user.
       - V(envfile) reads O(env_files) (C(.env) files or systemd C(EnvironmentFile=) files).
       - V(container) runs C(docker exec <container> env) or C(docker compose exec -T <service> env).
       - V(value) takes the DSN given in O(dsn) (from a vault).

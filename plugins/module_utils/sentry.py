@@ -192,17 +192,21 @@ def assess(variables, variable, source_description, allow_http=False):
                 evidence)
         return DsnAssessment("fail", "%s is not set in %s" % (variable, source_description), evidence)
     value = variables[variable]
-    evidence["value"] = "SET (hidden)" if value else "SET but empty"
+    evidence["value"] = "SET (hidden)" if value.strip() else "SET but empty"
+    if not value.strip():
+        return DsnAssessment("fail", "%s is set but empty in %s: sentry-sdk silently disables itself" % (
+            variable, source_description), evidence)
     check = validate_dsn(value, allow_http=allow_http)
     if check.parsed is not None:
         evidence["dsn"] = check.parsed.describe()
     if check.notes:
         evidence["notes"] = check.notes
     if not check.ok:
-        return DsnAssessment("fail", "%s: %s, invalid: %s" % (variable, evidence["value"], "; ".join(check.problems)),
+        # "<VAR> is ...", never "<VAR>: ...": redaction treats "<...DSN>: word" as a secret pair.
+        return DsnAssessment("fail", "%s is %s but invalid: %s" % (variable, evidence["value"], "; ".join(check.problems)),
                              dict(evidence, problems=check.problems))
     parsed = check.parsed
-    message = "%s: SET (hidden), valid (%s, host %s, project %s)" % (variable, parsed.scheme, parsed.netloc,
+    message = "%s is SET (hidden) and valid (%s, host %s, project %s)" % (variable, parsed.scheme, parsed.netloc,
                                                                       parsed.project_id)
     if check.notes:
         message += "; " + "; ".join(check.notes)

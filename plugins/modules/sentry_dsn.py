@@ -67,7 +67,7 @@ checks:
   sample:
     SENTRY-DSN:
       status: pass
-      message: "HUNTER_SENTRY_DSN: SET (hidden), valid (https, host sentry.example.com, project 42)"
+      message: HUNTER_SENTRY_DSN is SET (hidden) and valid (https, host sentry.example.com, project 42)
       evidence:
         variable: HUNTER_SENTRY_DSN
         value: SET (hidden)
@@ -108,7 +108,7 @@ def main():
     try:
         snapshot = app_env.load(params, secrets)
     except app_env.EnvSourceError as err:
-        item = check_item(FAIL, "%s: cannot read the application's environment: %s" % (params["variable"], err),
+        item = check_item(FAIL, "%s not checked, cannot read the application's environment: %s" % (params["variable"], err),
                           {"variable": params["variable"], "source": params["source"], "error": str(err)},
                           duration_ms=(time.monotonic() - started) * 1000.0)
         module.exit_json(changed=False, checks={"SENTRY-DSN": item}, dsn_set=False)

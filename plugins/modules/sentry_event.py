@@ -154,7 +154,8 @@ options:
   match_tags:
     description:
       - Tags that identify the application's event when its id is unknown (methods V(endpoint), V(request)).
-        Default C({probe_id: <probe id>}), which needs an application that copies C(X-Probe-Id) into a tag.
+        By default the tag C(probe_id) with this probe's id, which needs an application that copies C(X-Probe-Id)
+        into a tag.
     type: dict
   detail_context:
     description:
@@ -283,6 +284,12 @@ def argument_spec():
 def validate(params):
     """Cross-parameter rules; ParameterError / ParameterProblem name the parameter."""
     params["api_url"] = url("api_url", params["api_url"])
+    if not str(params["api_token"]).strip():
+        raise ParameterError("api_token", "an API token is required (it is empty)")
+    if not str(params["project"]).strip():
+        raise ParameterError("project", "the project is required (it is empty)")
+    if not str(params["environment"]).strip():
+        raise ParameterError("environment", "the expected environment is required (it is empty)")
     if params["backend"] == "sentry" and not params.get("organization"):
         raise ParameterError("organization", "required with backend=sentry (the organization slug)")
     if params["backend"] == "bugsink" and not str(params["project"]).strip().isdigit():
