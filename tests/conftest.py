@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.bugsink import BugsinkServer
 from sandbox.services import (PostgresServer, RedisServer, SampleService, SilentServer,
                               seed, venv_python as _venv_python)
 from tests.harness import REPO_ROOT, AnsibleHarness, assert_no_secret as _assert_no_secret
@@ -50,6 +51,18 @@ def redis_server(tmp_path_factory):
     server = RedisServer(tmp_path_factory.mktemp("redis"), password=secrets.token_urlsafe(16)).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def bugsink(tmp_path_factory):
+    """Bugsink (Sentry-compatible, own venv) with team, project, DSN and token made at start.
+
+    `.dsn`, `.token`, `.project_id`, `.url`, `.startup_seconds`; `create_project(name)`.
+    The migrated databases come from a cached template (sandbox/bugsink.py).
+    """
+    server = BugsinkServer(tmp_path_factory.mktemp("bugsink")).start()
+    yield server
+    server.destroy()
 
 
 @pytest.fixture(scope="session")
