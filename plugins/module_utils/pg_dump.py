@@ -159,19 +159,24 @@ def describe(argv):
 # -- the session that holds the snapshot ---------------------------------------------------------
 
 # Every table whose rows pg_dump dumps (ordinary and partitioned; not system or extension-owned
-# tables), counted exactly in one statement so the counts come from one snapshot.
-COUNT_SQL = r"""
-SELECT format('%s.%s', n.nspname, c.relname),
-       (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname),
-                                            false, true, '')))[1]::text
+# tables). The restore drill lists a restored database with TABLES_SQL, so both sides agree.
+_DUMPED_TABLES = r"""
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                   AND d.objid = c.oid AND d.deptype = 'e')
-ORDER BY 1;
 """
+
+# (schema, table) of every dumped table.
+TABLES_SQL = "SELECT n.nspname, c.relname" + _DUMPED_TABLES + "ORDER BY 1, 2;"
+
+# 'schema.table' and its exact row count, in one statement so the counts come from one snapshot.
+COUNT_SQL = r"""
+SELECT format('%s.%s', n.nspname, c.relname),
+       (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname),
+                                            false, true, '')))[1]::text""" + _DUMPED_TABLES + "ORDER BY 1;\n"
 
 
 class SnapshotSession(object):
