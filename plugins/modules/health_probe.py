@@ -91,6 +91,13 @@ options:
     elements: str
     choices: [live, ready, startup]
     default: [ready, startup]
+  secret_headers:
+    description:
+      - Request headers carrying credentials (for example V(X-API-Key) or V(Authorization)), merged over
+        O(headers). Their values are C(no_log) and redacted wherever they could appear; O(headers) values are
+        shown in the task's invocation, so never put a credential there.
+    type: dict
+    default: {}
   startup_timeout:
     description:
       - Seconds to keep polling the startup probe (Kubernetes C(failureThreshold) x C(periodSeconds)).
@@ -130,6 +137,8 @@ EXAMPLES = r'''
     ca_path: /etc/pki/internal-ca.pem
     headers:
       X-Request-Source: preflight
+    secret_headers:
+      Authorization: "Bearer {{ vault_probe_token }}"
 '''
 
 RETURN = r'''
@@ -233,15 +242,17 @@ def parse_options(params):
     for name in ("ca_path", "client_cert", "client_key"):
         if params.get(name):
             validate.existing_path(name, params[name])
-    headers = params.get("headers") or {}
-    for name, value in headers.items():
-        if value is None or isinstance(value, (dict, list)):
-            raise validate.ParameterError("headers", "value of %r must be a string, got %r" % (name, value))
-    headers = dict((str(k), str(v)) for k, v in headers.items())
+    headers, secrets = {}, []
+    for param in ("headers", "secret_headers"):
+        for name, value in (params.get(param) or {}).items():
+            if value is None or isinstance(value, (dict, list)):
+                raise validate.ParameterError(param, "value of header %r must be a string" % (name,))
+            headers[str(name)] = str(value)
+            if param == "secret_headers" or str(name).lower() in SECRET_HEADERS:
+                secrets.append(str(value))
     return dict(urls=urls, expected=expected, assertions=assertions, compiled=compiled,
                 env_query=env_query, env_compiled=env_compiled, timeout=timeout,
-                startup_timeout=startup_timeout, interval=interval, headers=headers,
-                secrets=[v for k, v in headers.items() if k.lower() in SECRET_HEADERS])
+                startup_timeout=startup_timeout, interval=interval, headers=headers, secrets=secrets)
 
 
 def run_probes(opts, params):
@@ -341,6 +352,7 @@ def main():
         environment_query=dict(type="str", default="environment"),
         expected_environment=dict(type="str"),
         body_from=dict(type="list", elements="str", choices=list(PROBES), default=["ready", "startup"]),
+        secret_headers=dict(type="dict", default={}, no_log=True),
         startup_timeout=dict(type="float", default=60),
         startup_interval=dict(type="float", default=2),
     )
