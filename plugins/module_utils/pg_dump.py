@@ -195,6 +195,7 @@ class SnapshotSession(object):
         self.snapshot = None
         self.server_version = None
         self.server_version_num = None
+        self.database_size = None
 
     def _error_text(self):
         try:
@@ -216,8 +217,9 @@ class SnapshotSession(object):
         self.query("SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0;")
         self.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;")
         row = self.query("SELECT pg_export_snapshot(), current_setting('server_version'), "
-                         "current_setting('server_version_num');")[0]
+                         "current_setting('server_version_num'), pg_database_size(current_database());")[0]
         self.snapshot, self.server_version, self.server_version_num = row[0], row[1].split()[0], int(row[2])
+        self.database_size = int(row[3])  # the restore drill projects its RTO from it
         return self
 
     def query(self, sql, timeout=None):

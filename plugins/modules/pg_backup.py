@@ -490,6 +490,7 @@ class BackupRun(object):
             dumped_at = time.time()
             snapshot = session.snapshot
             server_version, server_num = session.server_version, session.server_version_num
+            database_size = session.database_size
         finally:
             try:
                 session.close()
@@ -523,6 +524,7 @@ class BackupRun(object):
                                                for i, a in enumerate(self.external)) if self.external else None),
             jobs=self.jobs if self.fmt == "directory" else 1,
             size_bytes=size,
+            database_size_bytes=database_size,
             sha256=digest,
             started_at=bk.iso_utc(began), dumped_at=bk.iso_utc(dumped_at), finished_at=bk.iso_utc(finished),
             duration_s=round(finished - began, 3),
