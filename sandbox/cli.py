@@ -44,6 +44,7 @@ PLUGINS = [
     "sandbox.cli:PostgresPlugin",
     "sandbox.cli:RedisPlugin",
     "sandbox.bugsink:BugsinkPlugin",
+    "sandbox.s3:S3Plugin",
     "sandbox.cli:SampleServicePlugin",
 ]
 
