@@ -143,7 +143,7 @@ def assertion_item(check_id, expression, compiled, body, source, secrets=()):
     evidence["body"] = trim(json.dumps(redact_data(body, secrets), sort_keys=True))
     try:
         result = compiled.search(body)
-    except Exception as err:  # pylint: disable=broad-except  (e.g. a type error inside a function)
+    except Exception as err:  # pylint: disable=broad-except
         return check_item(FAIL, "%s: `%s` could not be evaluated: %s" % (check_id, expression, err), evidence)
     evidence["result"] = result
     if result is True:

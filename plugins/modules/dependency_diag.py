@@ -15,10 +15,11 @@ description:
   - Run on the application host when the readiness or startup probe failed (CHECKLIST 6.1 C(HEALTH-DIAG)).
   - Concurrently runs C(SELECT 1) on the application's database and C(PING) on the application's Redis,
     with the application's own connection settings, and reports one item C(HEALTH-DIAG) naming the
-    dependency that is down (C(database unreachable: ...), C(redis: authentication failed), both), or, when
-    both answer, that the service itself is failing.
+    dependency that is down (C(database unreachable ...), C(redis - authentication failed ...), or both),
+    or, when both answer, that the service itself is failing.
   - Read-only; every connection has a timeout. Passwords are never shown.
-author: hunter.ops contributors
+author:
+  - hunter.ops contributors (@hunter-ops)
 extends_documentation_fragment:
   - hunter.ops.postgres
 options:

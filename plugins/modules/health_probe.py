@@ -25,7 +25,8 @@ description:
   - Read-only; never changes the target. Network trouble (refused, timed out, TLS) is reported as a
     failed item naming the URL and the timeout, not as a module failure. Bad input fails the module with
     one message naming the parameter.
-author: hunter.ops contributors
+author:
+  - hunter.ops contributors (@hunter-ops)
 extends_documentation_fragment:
   - hunter.ops.http
 options:
@@ -319,8 +320,8 @@ def build_checks(opts, outcomes):
                                           opts["secrets"])
             item["evidence"]["assertion"] = extra["evidence"]
             if extra["status"] != PASS:
-                item = check_item(FAIL, "%s answered %s but %s" % (response.describe_request(), response.status,
-                                                                  extra["message"]), item["evidence"])
+                message = "%s answered %s but %s" % (response.describe_request(), response.status, extra["message"])
+                item = check_item(FAIL, message, item["evidence"])
         checks[check_id] = item
 
     source_probe, body = health.pick_body(responses, opts["body_from"])
