@@ -54,6 +54,16 @@ def redis_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto S3 in server mode on loopback (`.endpoint_url`, `.access_key`, `.secret_key`, `.client()`,
+    `.create_bucket(name)`, `.objects(bucket, prefix)`); buckets are per test, by unique name."""
+    from sandbox.s3 import MotoServer
+    server = MotoServer(tmp_path_factory.mktemp("moto")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def bugsink(tmp_path_factory):
     """Bugsink (Sentry-compatible, own venv) with team, project, DSN and token made at start.
 
