@@ -219,13 +219,18 @@ def test_demo_sandbox_cli_start_status_stop(tmp_path, venv_python, repo_root):
                      "hunter_app_redis_url", "hunter_redis_password", "hunter_db_password",
                      "hunter_expected_environment", "hunter_api_legacy_decision"):
             assert values.get(name) not in (None, ""), name
+        for name in ("hunter_sentry_dsn", "hunter_sentry_api_token", "hunter_sentry_api_url",
+                     "hunter_sentry_project", "hunter_app_pidfile"):
+            assert values.get(name) not in (None, ""), name
         secrets_ = [values["hunter_api_key"], values["hunter_app_db_password"],
-                    values["hunter_redis_password"]]
+                    values["hunter_redis_password"], values["hunter_sentry_dsn"],
+                    values["hunter_sentry_api_token"]]
         assert_no_secret(started.stdout + started.stderr, *secrets_)
 
         # The servers outlive the command that started them.
         status = cli("status")
-        assert status.returncode == 0 and status.stdout.count("running") == 3, status.stdout
+        from sandbox.cli import PLUGINS
+        assert status.returncode == 0 and status.stdout.count("running") == len(PLUGINS), status.stdout
         with urllib.request.urlopen(values["hunter_app_url"] + "/healthz/ready", timeout=5) as resp:
             assert json.load(resp) == RUNBOOK_OK
         req = urllib.request.Request(values["hunter_app_url"] + "/api/v1/leads?limit=1",
