@@ -127,6 +127,7 @@ class BugsinkServer(ManagedProcess):
         self.project_id: int | None = None
         self.dsn: str | None = None
         self._secret_key = random_secret(32)
+        self._token_proc: subprocess.Popen | None = None
         self._load_state()
 
     # -- ManagedProcess ---------------------------------------------------------------
@@ -150,10 +151,12 @@ class BugsinkServer(ManagedProcess):
             template = template_dir(self.venv)
             for name in ("db.sqlite3", "snappea.sqlite3"):
                 shutil.copy2(template / name, self.workdir / name)
-            # Straight into the database, before the server opens it: no prompt, no login.
-            self.token = _manage(self.venv, self.workdir, "create_auth_token",
-                                 env={"BUGSINK_SECRET_KEY": self._secret_key}).strip().splitlines()[-1]
-            self._save_state()
+            # Straight into the database, no prompt, no login; it boots Django (~1 s), so it runs
+            # while gunicorn starts and start() collects it.
+            self._token_proc = subprocess.Popen(
+                [str(self.venv / "bin" / "bugsink-manage"), "create_auth_token"], cwd=self.workdir,
+                env=dict(self.environment()), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True)
 
     def command(self) -> list[str]:
         return [str(self.venv / "bin" / "gunicorn"), "bugsink.wsgi",
@@ -180,11 +183,26 @@ class BugsinkServer(ManagedProcess):
         if self.is_running():
             return self
         began = time.monotonic()
-        super().start()
+        self._token_proc = None
+        try:
+            super().start()
+        finally:
+            self._collect_token()
         if self.project_id is None:
             self._provision()
         self.startup_seconds = time.monotonic() - began
         return self
+
+    def _collect_token(self) -> None:
+        proc, self._token_proc = self._token_proc, None
+        if proc is None:
+            return
+        out, err = proc.communicate(timeout=120)
+        if proc.returncode != 0 or not out.strip():
+            self.stop()
+            raise ServiceError(f"bugsink-manage create_auth_token failed: {err.strip()[-2000:]}")
+        self.token = out.strip().splitlines()[-1]
+        self._save_state()
 
     def destroy(self) -> None:
         """Stop and delete the server's files."""
