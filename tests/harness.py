@@ -202,6 +202,29 @@ class AnsibleHarness:
             result["skipped"] = True
         return result
 
+    def run_tasks(self, tasks: list[dict], extravars: dict | None = None,
+                  host_vars: dict | None = None) -> tuple[RunResult, list[dict]]:
+        """Several tasks in one ansible-playbook run on localhost: (run, [result of each task]).
+
+        Each task runs with ignore_errors, so a failing case does not stop the next one; each
+        result carries `failed` as the event says. Secrets belong in extravars (kept out of argv
+        and out of the leak scan), referenced from the tasks as "{{ var }}".
+        """
+        named = [dict(name=f"case {i}", ignore_errors=True, **task) for i, task in enumerate(tasks)]
+        play = [{"name": "cases", "hosts": "localhost", "gather_facts": False, "tasks": named}]
+        private = self._private_dir("tasks")
+        playbook = _write_private(private / "cases.yml", yaml.safe_dump(play, sort_keys=False))
+        run = self.run_playbook(playbook, {"all": {"hosts": {"localhost": dict(host_vars or {})}}},
+                                extravars=extravars)
+        results = []
+        for i in range(len(tasks)):
+            found = run.task_results(task=f"case {i}")
+            assert found, f"case {i} produced no result (rc={run.rc}):\n{run.stdout[-3000:]}"
+            result = dict(found[-1])
+            result.setdefault("failed", result.pop("_event") == "runner_on_failed")
+            results.append(result)
+        return run, results
+
 
 def find_report(report_dir: Path) -> tuple[dict | None, Path | None]:
     """The newest report.json under report_dir (via `latest` when present)."""

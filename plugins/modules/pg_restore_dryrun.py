@@ -467,8 +467,26 @@ class Drill(object):
 
     # -- 3. create, restore -----------------------------------------------------------------------
     def create_scratch(self):
-        pg.query(self.admin, "CREATE DATABASE %s TEMPLATE template0" % _quote_ident(self.scratch))
-        self.created = True
+        """CREATE DATABASE; a generated name taken meanwhile by a concurrent drill gets the next suffix."""
+        for attempt in range(1, 21):
+            try:
+                pg.query(self.admin, "CREATE DATABASE %s TEMPLATE template0" % _quote_ident(self.scratch))
+                self.created = True
+                return
+            except pg.PgError as err:
+                if self.params.get("scratch_name") or "already exists" not in str(err):
+                    raise
+            base = rules.scratch_created_at(self.scratch, self.s["prefix"])
+            self.scratch = rules.scratch_name(self.s["prefix"], base, attempt)
+            self.result["scratch_database"] = self.evidence["scratch_database"] = self.scratch
+        raise pg.PgError("no free scratch database name after 20 attempts")
+
+    def stages(self):
+        """The restore pipeline into the scratch database (recorded as evidence); raises RestoreError."""
+        stages = restore_stages(self.selected["path"], self.selected["manifest"], self.scratch,
+                                jobs=self.s["jobs"], bin_dir=self.params.get("pg_bin_dir"))
+        self.evidence["restore_command"] = " | ".join(describe(stage) for stage in stages)
+        return stages
 
     def restore(self, stages):
         env = ClientTools(libpq_env=pg.libpq_env(dict(self.admin, dbname=self.scratch))).env()
@@ -660,11 +678,9 @@ def run(module, settings):
             finish(FAIL, "server %s: %s" % (drill._server(), drill._redact(str(err))))
 
         try:
-            stages = restore_stages(drill.selected["path"], drill.selected["manifest"], drill.scratch,
-                                    jobs=settings["jobs"], bin_dir=module.params.get("pg_bin_dir"))
+            drill.stages()   # tools present, command known, before anything is created
         except RestoreError as err:
             finish(FAIL, "cannot restore %s: %s" % (drill.selected["name"], err))
-        drill.evidence["restore_command"] = " | ".join(describe(stage) for stage in stages)
 
         drill.sweep_leftovers()
         if module.check_mode:
@@ -675,7 +691,7 @@ def run(module, settings):
         restore_s = None
         try:
             drill.create_scratch()
-            restore_s = drill.restore(stages)
+            restore_s = drill.restore(drill.stages())
             drill.evidence["restore_s"] = round(restore_s, 2)
             with Stopwatch() as verify_watch:
                 outcome, data_bytes = drill.verify()
