@@ -2,13 +2,12 @@
 a listener that never answers, and a port nobody listens on.
 
 Runs are grouped to keep ansible-playbook invocations few: several module calls share one
-playbook (`run_tasks`), and the two role runs cover several hosts each.
+playbook (the harness's `run_tasks`), and the two role runs cover several hosts each.
 """
 from __future__ import annotations
 
 import http.server
 import json
-import socket
 import ssl
 import subprocess
 import threading
@@ -16,7 +15,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 from sandbox.services import free_port
 
@@ -34,25 +32,6 @@ CHECKS_SHAPE_VARS = {
 
 def statuses(checks: dict) -> dict:
     return {check_id: item["status"] for check_id, item in checks.items()}
-
-
-def run_tasks(ansible, tmp_path, tasks, extravars=None):
-    """Several tasks in one ansible-playbook run on localhost; returns (run, [result of each task]).
-
-    Each task runs with ignore_errors so a failing case does not stop the next one.
-    Secrets go in extravars (the harness keeps them out of argv and out of the leak scan).
-    """
-    named = [dict(name=f"case {i}", ignore_errors=True, **task) for i, task in enumerate(tasks)]
-    play = [{"name": "health cases", "hosts": "localhost", "gather_facts": False, "tasks": named}]
-    path = tmp_path / f"cases-{uuid.uuid4().hex[:8]}.yml"
-    path.write_text(yaml.safe_dump(play, sort_keys=False))
-    run = ansible.run_playbook(path, {"all": {"hosts": {"localhost": {}}}}, extravars=extravars)
-    results = []
-    for i in range(len(tasks)):
-        found = run.task_results(task=f"case {i}")
-        assert found, f"case {i} produced no result (rc={run.rc}):\n{run.stdout[-3000:]}"
-        results.append(found[-1])
-    return run, results
 
 
 def probe(**args):
@@ -112,7 +91,7 @@ def tls_service(tmp_path):
 
 # -- module: happy path, faults, TLS, bad input (one playbook run) ---------------------------------
 
-def test_probe_cases_against_the_sample_service(ansible, tmp_path, sample_service, silent_server,
+def test_probe_cases_against_the_sample_service(ansible, sample_service, silent_server,
                                                 tls_service, assert_no_secret):
     down_url = f"http://127.0.0.1:{free_port()}"
     probe_key = "pk_" + uuid.uuid4().hex
@@ -142,7 +121,7 @@ def test_probe_cases_against_the_sample_service(ansible, tmp_path, sample_servic
         {"hunter.ops.dependency_diag": {"redis_url": "redis://:{{ redis_secret }}@127.0.0.1:notaport/0"}},
         {"hunter.ops.dependency_diag": {"db_host": "127.0.0.1", "db_port": "five", "db_name": "x"}},
     ]
-    run, r = run_tasks(ansible, tmp_path, tasks, extravars={"probe_key": probe_key, "redis_secret": redis_secret})
+    run, r = ansible.run_tasks(tasks, extravars={"probe_key": probe_key, "redis_secret": redis_secret})
 
     # 0: every probe item passes, nothing changed, check mode honoured
     assert not r[0].get("failed"), r[0].get("msg")
@@ -186,7 +165,7 @@ def test_probe_cases_against_the_sample_service(ansible, tmp_path, sample_servic
     expected_params = ["base_url: ", "ready_status: ", "assertions.HEALTH-DB: ", "startup_timeout",
                        "redis_url: ", "db_port"]
     for result, param in zip(r[7:], expected_params):
-        assert result["_event"] == "runner_on_failed"
+        assert result["failed"] is True
         assert param in result["msg"], result["msg"]
         assert "Traceback" not in json.dumps(result) and "module_stderr" not in result
     assert r[8]["msg"] == "ready_status: HTTP status codes must be numbers between 100 and 599, got 'abc'"
@@ -196,9 +175,9 @@ def test_probe_cases_against_the_sample_service(ansible, tmp_path, sample_servic
 
 # -- module: the alternative body shape, configured only ----------------------------------------------
 
-def test_alternative_body_shape_by_configuration(ansible, tmp_path, service_config):
+def test_alternative_body_shape_by_configuration(ansible, service_config):
     service_config.configure(health_shape="checks")
-    _, r = run_tasks(ansible, tmp_path, [
+    _, r = ansible.run_tasks([
         probe(base_url=service_config.url, expected_environment="production"),
         probe(base_url=service_config.url, expected_environment="production",
               assertions=CHECKS_SHAPE_VARS["health_check_assertions"], environment_query=""),
@@ -216,12 +195,12 @@ def test_alternative_body_shape_by_configuration(ansible, tmp_path, service_conf
 
 # -- module: startup warm-up shorter / longer than the startup timeout -----------------------------------
 
-def test_startup_polling_like_a_startup_probe(ansible, tmp_path, service_config):
+def test_startup_polling_like_a_startup_probe(ansible, service_config):
     def set_delay(seconds):
         return {"ansible.builtin.uri": {"url": service_config.url + "/_sandbox/config", "method": "PUT",
                                         "body_format": "json", "body": {"startup_delay": seconds}}}
 
-    _, r = run_tasks(ansible, tmp_path, [
+    _, r = ansible.run_tasks([
         set_delay(3),
         probe(base_url=service_config.url, expected_environment="production", startup_timeout=20,
               startup_interval=0.5),
@@ -269,8 +248,7 @@ def test_all_green_is_go(ansible, sample_service, make_service, pg, redis_server
 
 # -- role + report: dependencies down, bad settings -> NO-GO, exit code non-zero --------------------------------
 
-def test_dependency_down_is_diagnosed_and_no_go(ansible, tmp_path, make_pg, make_redis, make_service, pg,
-                                                redis_server, assert_no_secret):
+def test_dependency_down_is_diagnosed_and_no_go(ansible, make_pg, make_redis, make_service, assert_no_secret):
     app_pg = make_pg(seeded=False)
     app_redis = make_redis(password="r_" + uuid.uuid4().hex)
     service = make_service(env={"HUNTER_DATABASE_URL": app_pg.dsn, "HUNTER_REDIS_URL": app_redis.url})
@@ -304,7 +282,7 @@ def test_dependency_down_is_diagnosed_and_no_go(ansible, tmp_path, make_pg, make
     diag_args = {"db_host": app_pg.host, "db_port": app_pg.port, "db_name": app_pg.database,
                  "db_user": app_pg.user, "db_password": "{{ db_password }}", "db_connect_timeout": 2,
                  "redis_url": "{{ redis_url }}", "redis_timeout": 2}
-    run, r = run_tasks(ansible, tmp_path, [
+    run, r = ansible.run_tasks([
         probe(base_url=service.url, expected_environment="production", startup_timeout=0, timeout=5),
         {"hunter.ops.dependency_diag": diag_args},
         {"hunter.ops.dependency_diag": dict(diag_args, redis_url="{{ wrong_redis_url }}")},
