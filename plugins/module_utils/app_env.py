@@ -131,7 +131,7 @@ def parse_nul_environ(raw):
     variables = {}
     for entry in raw.split(b"\0"):
         if b"=" in entry:
-            key, _, value = entry.partition(b"=")
+            key, dummy, value = entry.partition(b"=")
             variables[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
     return variables
 
@@ -181,7 +181,7 @@ def find_processes(pattern):
             continue
         if regex.search(cmdline):
             found.append((_start_time(pid) or 0, pid, cmdline))
-    return [(pid, cmdline) for _, pid, cmdline in sorted(found)]
+    return [(pid, cmdline) for dummy, pid, cmdline in sorted(found)]
 
 
 def _from_process(params, secrets):
@@ -205,7 +205,7 @@ def _process_snapshot(pid, how, secrets, matches):
                 "cmdline": redact_text(cmdline[:160], secrets)}
     if len(matches) > 1:
         # Workers inherit the master's environment; the oldest process is the master.
-        evidence["matched_pids"] = [p for p, _ in matches][:20]
+        evidence["matched_pids"] = [match[0] for match in matches][:20]
         evidence["disagreeing_pids"] = _disagreeing(pid, variables, matches)
     return EnvSnapshot(variables, "the environment of process %d (%s)" % (pid, how), evidence)
 
@@ -213,7 +213,7 @@ def _process_snapshot(pid, how, secrets, matches):
 def _disagreeing(chosen, variables, matches):
     """Other matches whose environment differs from the chosen one's (names only are compared later)."""
     differing = []
-    for pid, _ in matches:
+    for pid, dummy in matches:
         if pid == chosen:
             continue
         try:
@@ -298,7 +298,7 @@ def _from_container(params, secrets):
     argv, what = container_argv(params)
     shown = " ".join(argv)
     try:
-        result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, check=False,
                                 stderr=subprocess.PIPE, timeout=params["command_timeout"],
                                 cwd=params.get("compose_project_dir") or None)
     except FileNotFoundError:

@@ -206,8 +206,8 @@ def assess(variables, variable, source_description, allow_http=False):
         return DsnAssessment("fail", "%s is %s but invalid: %s" % (variable, evidence["value"], "; ".join(check.problems)),
                              dict(evidence, problems=check.problems))
     parsed = check.parsed
-    message = "%s is SET (hidden) and valid (%s, host %s, project %s)" % (variable, parsed.scheme, parsed.netloc,
-                                                                      parsed.project_id)
+    message = "%s is SET (hidden) and valid (%s, host %s, project %s)" % (
+        variable, parsed.scheme, parsed.netloc, parsed.project_id)
     if check.notes:
         message += "; " + "; ".join(check.notes)
     if similar:

@@ -23,11 +23,12 @@ description:
   - Reading the source can fail (no such process, file or container); that is the item's V(fail), not a module
     failure. Bad parameters fail the module with a message naming the parameter.
 author:
-  - hunter.ops maintainers
+  - hunter.ops contributors (@hunter-ops)
 extends_documentation_fragment:
   - hunter.ops.sentry_dsn_source
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: Only reads.
 options:

@@ -31,12 +31,13 @@ description:
     alert rules from C(/api/0/projects/<org>/<project>/rules/)). O(backend=bugsink) reads Bugsink's API
     (C(/api/canonical/0/events/lookup/)). A 404 means "not yet"; 401/403 fail at once as an authentication error.
 author:
-  - hunter.ops maintainers
+  - hunter.ops contributors (@hunter-ops)
 extends_documentation_fragment:
   - hunter.ops.sentry_dsn_source
   - hunter.ops.http
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: >-
       Nothing on the target changes. The test event is sent in check mode too: sending it and finding it is
@@ -273,7 +274,7 @@ def argument_spec():
         request_path=dict(type="str"),
         request_method=dict(type="str", default="POST"),
         request_body=dict(type="raw"),
-        event_id_key=dict(type="str", default="event_id"),
+        event_id_key=dict(type="str", default="event_id", no_log=False),
         match_tags=dict(type="dict"),
         detail_context=dict(type="str", default="probe"),
         alerts=dict(type="bool", default=True),
@@ -405,8 +406,8 @@ class SentryEventProbe(object):
         latency = None
         event = None
         if emission.failure:
-            checks["SENTRY-EVENT"] = check_item(FAIL, "test error not delivered (%s): %s" % (p["method"],
-                                                                                            emission.failure), base)
+            checks["SENTRY-EVENT"] = check_item(
+                FAIL, "test error not delivered (%s): %s" % (p["method"], emission.failure), base)
         else:
             lookup, lookups = self.wait_for_event(emission)
             elapsed = time.monotonic() - emission.sent_monotonic
@@ -483,7 +484,7 @@ class SentryEventProbe(object):
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            mutually_exclusive=app_env.SOURCE_MUTUALLY_EXCLUSIVE,
-                           required_if=[r for r in app_env.SOURCE_REQUIRED_IF])
+                           required_if=list(app_env.SOURCE_REQUIRED_IF))
     try:
         validate(module.params)
     except (ParameterError, app_env.ParameterProblem) as err:
