@@ -276,3 +276,40 @@ def test_diag_names_the_dependency():
 def test_redis_target_hides_credentials():
     assert dependency_diag.redis_target("redis://:pw@10.0.0.6:6380/2") == "10.0.0.6:6380/2"
     assert dependency_diag.redis_target("rediss://user:pw@r.example/0") == "r.example:6379/0 (TLS)"
+
+
+# -- concurrency: liveness/readiness count once startup has passed (Kubernetes) ------------------
+
+def test_ready_is_asked_again_after_startup_passes(monkeypatch):
+    """Transport faked (the thing under test is run_probes' gating): the service warms up for two
+    startup polls; readiness answers 503 until then."""
+    import threading
+    state = {"startup_polls": 0}
+    lock = threading.Lock()
+
+    def fake_request(url, **kwargs):
+        with lock:
+            if url.endswith("/startup"):
+                state["startup_polls"] += 1
+                warm = state["startup_polls"] > 2
+            else:
+                warm = state["startup_polls"] > 2
+        return HttpResponse("GET", url, status=200 if warm else 503, body='{"status": "ok"}', duration_ms=1.0)
+
+    monkeypatch.setattr(health_probe.http, "request", fake_request)
+    opts = health_probe.parse_options(params(startup_timeout=5, startup_interval=0.05))
+    outcomes = health_probe.run_probes(opts, dict(validate_certs=True))
+    ready, polls, waited, note = outcomes["ready"]
+    assert ready.status == 200 and polls == 2 and "asked again after the startup probe passed" in note
+    assert outcomes["startup"][0].status == 200 and outcomes["startup"][1] == 3
+
+
+def test_ready_keeps_its_first_answer_when_startup_never_passes(monkeypatch):
+    def fake_request(url, **kwargs):
+        return HttpResponse("GET", url, status=503, body='{"status": "starting"}', duration_ms=1.0)
+
+    monkeypatch.setattr(health_probe.http, "request", fake_request)
+    opts = health_probe.parse_options(params(startup_timeout=0.2, startup_interval=0.05))
+    outcomes = health_probe.run_probes(opts, dict(validate_certs=True))
+    assert outcomes["ready"][1] == 1 and outcomes["ready"][0].status == 503
+    assert outcomes["startup"][3] == "startup timeout 0.2s reached"
