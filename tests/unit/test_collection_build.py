@@ -1,0 +1,95 @@
+"""`ansible-galaxy collection build` works and the artifact holds the collection, nothing local.
+
+Run by `scripts/test.sh build` (the unit stage leaves this file to it). The artifact is
+built once per module into a temporary directory, never into the repository.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+GALAXY = yaml.safe_load((REPO / "galaxy.yml").read_text())
+
+# Local environments, generated output and test equipment: never shipped.
+FORBIDDEN = [".git", ".venv*", ".ansible", ".sandbox", ".cache", ".pytest_cache", "reports",
+             "sandbox", "bench", "tests/output", "*__pycache__", "*.pyc", "*.tar.gz",
+             "inventories/*/group_vars/all/zz_sandbox.yml"]
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    """(member names, MANIFEST.json, FILES.json) of a freshly built artifact."""
+    out = tmp_path_factory.mktemp("galaxy-build")
+    galaxy = Path(sys.executable).with_name("ansible-galaxy")
+    proc = subprocess.run([str(galaxy), "collection", "build", "--output-path", str(out), str(REPO)],
+                          capture_output=True, text=True, timeout=300, check=False, cwd=REPO)
+    assert proc.returncode == 0, f"ansible-galaxy collection build failed:\n{proc.stdout}\n{proc.stderr}"
+    built = sorted(out.glob("*.tar.gz"))
+    assert [p.name for p in built] == [f"{GALAXY['namespace']}-{GALAXY['name']}-{GALAXY['version']}.tar.gz"]
+    with tarfile.open(built[0]) as tar:
+        names = [m.name[2:] if m.name.startswith("./") else m.name for m in tar.getmembers()]
+        manifest = json.load(tar.extractfile("MANIFEST.json"))
+        files = json.load(tar.extractfile("FILES.json"))
+    return names, manifest, files
+
+
+def _forbidden(path: str) -> str | None:
+    parts = path.split("/")
+    for prefix in ("/".join(parts[:i]) for i in range(1, len(parts) + 1)):
+        for pattern in FORBIDDEN:
+            if fnmatch.fnmatchcase(prefix, pattern):
+                return pattern
+    return None
+
+
+def test_manifest_matches_galaxy_yml(artifact):
+    _, manifest, _ = artifact
+    info = manifest["collection_info"]
+    assert (info["namespace"], info["name"], info["version"]) == (
+        GALAXY["namespace"], GALAXY["name"], GALAXY["version"])
+    assert info["dependencies"] == GALAXY.get("dependencies", {})
+
+
+def test_artifact_holds_the_collection(artifact):
+    names, _, files = artifact
+    listed = {entry["name"] for entry in files["files"] if entry["ftype"] == "file"}
+    assert "meta/runtime.yml" in names
+    assert any(n.startswith("plugins/modules/") and n.endswith(".py") for n in names)
+    assert any(n.startswith("roles/") for n in names)
+    # Every plugin and every role file of the working tree ships (nothing lost to build_ignore).
+    for tree in ("plugins", "roles"):
+        expected = {p.relative_to(REPO).as_posix() for p in (REPO / tree).rglob("*")
+                    if p.is_file() and _forbidden(p.relative_to(REPO).as_posix()) is None}
+        missing = sorted(expected - listed)
+        assert not missing, f"{tree}/ files missing from the artifact: {missing[:20]}"
+    # FILES.json and the tarball agree.
+    assert listed <= set(names)
+
+
+def test_artifact_ships_nothing_local(artifact):
+    names, _, _ = artifact
+    shipped = {name: pattern for name in names if (pattern := _forbidden(name))}
+    assert not shipped, f"local or generated files in the artifact: {dict(list(shipped.items())[:20])}"
+
+
+def test_artifact_ships_no_gitignored_file(artifact):
+    """Whatever .gitignore keeps out of the repository (generated vars, reports) stays out."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    names, _, _ = artifact
+    candidates = [n for n in names if (REPO / n).is_file()]
+    proc = subprocess.run(["git", "-C", str(REPO), "check-ignore", "--no-index", "--stdin"],
+                          input="\n".join(candidates), capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode in (0, 1), proc.stderr  # 1: nothing ignored
+    ignored = proc.stdout.split()
+    assert not ignored, f"gitignored files in the artifact: {ignored[:20]}"
