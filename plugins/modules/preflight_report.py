@@ -20,7 +20,7 @@ description:
     C(preflight_<environment>_<YYYYmmdd_HHMMSS>) under O(output_dir) and points the C(latest) symlink at it.
   - It does not fail on NO-GO; the caller fails after publishing the result, so the report always exists.
 author:
-  - hunter.ops contributors
+  - hunter.ops contributors (@hunter-ops)
 options:
   results:
     description:
