@@ -2,7 +2,7 @@
 SQLite, eager ingestion, 127.0.0.1), the sample service reporting to it through sentry-sdk, and
 the application's DSN read from its real process environment.
 
-Runs are grouped: several module calls share one ansible-playbook run (`run_tasks`), the
+Runs are grouped: several module calls share one ansible-playbook run (the harness's `run_tasks`), the
 secrets (DSN, API token, API key) travel as extra vars only, and every run is scanned for them.
 """
 from __future__ import annotations
@@ -18,27 +18,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-import yaml
 
 from sandbox.services import SampleService, free_port
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "sentry_preflight.yml"
 EVENT_IDS = ["SENTRY-EVENT", "SENTRY-ENV", "SENTRY-DETAIL", "SENTRY-ALERTS"]
-
-
-def run_tasks(ansible, tmp_path, tasks, extravars=None):
-    """Several tasks in one ansible-playbook run on localhost; (run, [result of each task])."""
-    named = [dict(name=f"case {i}", ignore_errors=True, **task) for i, task in enumerate(tasks)]
-    play = [{"name": "sentry cases", "hosts": "localhost", "gather_facts": False, "tasks": named}]
-    path = tmp_path / f"cases-{uuid.uuid4().hex[:8]}.yml"
-    path.write_text(yaml.safe_dump(play, sort_keys=False))
-    run = ansible.run_playbook(path, {"all": {"hosts": {"localhost": {}}}}, extravars=extravars)
-    results = []
-    for i in range(len(tasks)):
-        found = run.task_results(task=f"case {i}")
-        assert found, f"case {i} produced no result (rc={run.rc}):\n{run.stdout[-3000:]}"
-        results.append(found[-1])
-    return run, results
 
 
 def dsn_check(**args):
@@ -115,7 +99,7 @@ def test_dsn_sources_and_method_a_against_bugsink(ansible, tmp_path, bugsink, se
         event_check(bugsink, method="sdk", source="process", pid=sentry_app.pid),
     ]
     extravars = {"bs_token": bugsink.token, **{f"bad_{k}": v for k, v in malformed.items()}}
-    run, results = run_tasks(ansible, tmp_path, tasks, extravars)
+    run, results = ansible.run_tasks(tasks, extravars)
     by_pid, by_pidfile, by_match, by_file, near, gone, *bad, event = results
 
     for result in (by_pid, by_pidfile, by_match, by_file):
@@ -174,8 +158,8 @@ def test_methods_b_and_c_through_the_sample_service(ansible, tmp_path, bugsink, 
                         request_body={"domain": "nonexistent-test-domain-12345.invalid"}, **common),
             event_check(bugsink, method="endpoint", app_url=sentry_app.url, api_key="wrong-key"),
         ]
-        run, (by_id, by_tag, request, refused) = run_tasks(
-            ansible, tmp_path, tasks, {"bs_token": bugsink.token, "app_key": api_key})
+        run, (by_id, by_tag, request, refused) = ansible.run_tasks(
+            tasks, {"bs_token": bugsink.token, "app_key": api_key})
     finally:
         sentry_app.reset()
 
@@ -214,7 +198,7 @@ def test_rejections_fail_fast_with_the_reason(ansible, tmp_path, bugsink, sentry
         event_check(bugsink, dsn="{{ good }}", api_token="not-a-token", **sdk),
     ]
     began = time.monotonic()
-    run, results = run_tasks(ansible, tmp_path, tasks, {"bs_token": bugsink.token, "app_key": api_key,
+    run, results = ansible.run_tasks(tasks, {"bs_token": bugsink.token, "app_key": api_key,
                                                         "good": bugsink.dsn, **wrong})
     took = time.monotonic() - began
     wrong_key, wrong_project, down, api_down, bad_token, malformed_token = results
@@ -242,7 +226,7 @@ def test_wrong_environment_fails_sentry_env(ansible, tmp_path, bugsink, make_ser
                                             assert_no_secret):
     """The app reports as `staging` while production is expected: the event is found, SENTRY-ENV fails."""
     staging = make_service(env={"HUNTER_ENVIRONMENT": "staging", "HUNTER_SENTRY_DSN": bugsink.dsn})
-    run, (result,) = run_tasks(ansible, tmp_path, [
+    run, (result,) = ansible.run_tasks([
         event_check(bugsink, method="endpoint", app_url=staging.url, api_key="{{ app_key }}")],
         {"bs_token": bugsink.token, "app_key": api_key})
     assert item(result, "SENTRY-EVENT")["status"] == "pass"
@@ -256,7 +240,7 @@ def test_near_miss_process_and_event_that_never_arrives(ansible, tmp_path, bugsi
     """The app was given SENTRY_DSN but reads HUNTER_SENTRY_DSN: SENTRY-DSN warns naming it, and the test
     error it raises never reaches Bugsink, so SENTRY-EVENT fails at the (short) wait timeout, not before."""
     service = make_service(env={"SENTRY_DSN": bugsink.dsn})
-    run, (dsn_result, event) = run_tasks(ansible, tmp_path, [
+    run, (dsn_result, event) = ansible.run_tasks([
         dsn_check(source="process", pid=service.pid),
         event_check(bugsink, method="endpoint", app_url=service.url, api_key="{{ app_key }}", wait_timeout=4,
                     poll_interval=0.5, poll_max_interval=1),
@@ -308,7 +292,7 @@ def test_dsn_from_a_container_through_a_stand_in_docker_cli(ansible, tmp_path, b
                       .replace("{dsn_file!r}", repr(str(dsn_file))))
     docker.chmod(docker.stat().st_mode | stat.S_IEXEC)
     ansible.envvars["PATH"] = f"{bindir}:{Path(venv_python).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
-    run, (container, compose, missing, event) = run_tasks(ansible, tmp_path, [
+    run, (container, compose, missing, event) = ansible.run_tasks([
         dsn_check(source="container", container="hunter-api"),
         dsn_check(source="container", compose_service="api", compose_project_dir=str(tmp_path),
                   compose_files=["compose.yml", "compose.prod.yml"]),
@@ -488,7 +472,7 @@ def test_sentry_backend_against_local_fake_of_sentry_web_api(ansible, tmp_path, 
             base.update(args)
             return {"hunter.ops.sentry_event": base}
 
-        run, (found, slow, unauthorized, by_tag) = run_tasks(ansible, tmp_path, [
+        run, (found, slow, unauthorized, by_tag) = ansible.run_tasks([
             sentry("found"),
             sentry("slow"),
             sentry("found", api_token="{{ wrong_token }}"),
