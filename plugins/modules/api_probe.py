@@ -25,11 +25,12 @@ description:
   - The API key is sent as a header (O(api_key_header)) and never appears in the result.
   - All requests go through the collection's HTTP client (the one health_probe uses).
 author:
-  - hunter.ops maintainers
+  - hunter.ops contributors (@hunter-ops)
 extends_documentation_fragment:
   - hunter.ops.http
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: Requests with a method other than GET, HEAD or OPTIONS are not sent in check mode (their items are V(skip)).
 options:
@@ -310,8 +311,9 @@ class ApiProbe(object):
             return FAIL, "%s answered %s (expected %s)" % (what, resp.status, allowed), evidence, resp
         budget = ep["latency_budget_ms"]
         if budget is not None and resp.duration_ms > budget:
-            return (WARN, "%s answered %s in %.0f ms, over its %.0f ms budget" % (what, resp.status, resp.duration_ms,
-                                                                                   budget), evidence, resp)
+            message = "%s answered %s in %.0f ms, over its %.0f ms budget" % (what, resp.status, resp.duration_ms,
+                                                                              budget)
+            return WARN, message, evidence, resp
         return PASS, "%s answered %s in %.1f ms" % (what, resp.status, resp.duration_ms), evidence, resp
 
     # -- legacy -----------------------------------------------------------------------
@@ -327,7 +329,7 @@ class ApiProbe(object):
 
     def legacy_item(self, decision_raw, results):
         decision = str(decision_raw or "").strip().lower()
-        requests = [ev for _, _, ev in results]
+        requests = [outcome[2] for outcome in results]
         p = self.params
         if not decision:
             return check_item(FAIL, "%s (legacy_decision is not set; document 'removed' or 'supported')" % NOT_DOCUMENTED,
@@ -378,7 +380,7 @@ class ApiProbe(object):
                 "legacy_decision %r is not valid: nothing to compare" % (decision_raw,))
             return check_item(SKIP, reason, {"decision": decision or "not documented"})
         pairs, problems, unusable = [], [], []
-        for ep, resp, _ in legacy:
+        for ep, resp, dummy in legacy:
             other = ep.get("compare_with")
             if not other:
                 continue
@@ -451,7 +453,7 @@ def run(params, check_mode):
         v1_responses.setdefault(ep["id"], grouped[ep["id"]][-1][3])
     for check_id, results in grouped.items():
         if len(results) == 1:
-            status, message, evidence, _ = results[0]
+            status, message, evidence = results[0][:3]
         else:
             status = worst([r[0] for r in results])
             message = "; ".join(r[1] for r in results)
@@ -482,7 +484,7 @@ def main():
     argument_spec.update(
         base_url=dict(type="str", required=True),
         api_key=dict(type="str", no_log=True),
-        api_key_header=dict(type="str", default="X-API-Key"),
+        api_key_header=dict(type="str", default="X-API-Key", no_log=False),
         endpoints=dict(type="list", elements="dict", options=versioned),
         legacy_decision=dict(type="str"),
         legacy_endpoints=dict(type="list", elements="dict", options=legacy),

@@ -24,11 +24,12 @@ description:
   - C(community.general.redis_info) is not used because it has no timeouts (a silent port would hang the
     play), no URL, unix socket or database options.
 author:
-  - hunter.ops maintainers
+  - hunter.ops contributors (@hunter-ops)
 extends_documentation_fragment:
   - hunter.ops.redis
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: V(ops) is the only item that writes (a probe key it deletes); in check mode it is V(skip).
 options:
@@ -109,7 +110,7 @@ options:
   ready_body:
     description:
       - The readiness body health_check already fetched (parsed JSON or its text), for V(health).
-        No second request is made. Empty or null means the readiness probe returned no body: V(REDIS-HEALTH) fails.
+        No second request is made. Empty or null means the readiness probe returned no body, and V(REDIS-HEALTH) fails.
     type: raw
   ready_source:
     description:
@@ -310,7 +311,8 @@ class RedisProbe(object):
     def _cleanup(self, key):
         try:
             self.client.delete(key)
-        except Exception:  # pylint: disable=broad-except  (TTL removes it anyway)
+        except Exception:  # pylint: disable=broad-except
+            # the key's TTL removes it anyway
             pass
 
     def pool(self):
@@ -365,7 +367,7 @@ class RedisProbe(object):
             wait_for_all()
             if not held_ping():
                 return
-            for _ in range(rounds):
+            for dummy in range(rounds):
                 timed_ping(latencies)
 
         started = time.monotonic()
@@ -468,8 +470,8 @@ def main():
         ping_id=dict(type="str", choices=["REDIS-PING", "REDIS-APP-PING"], default="REDIS-PING"),
         env_file=dict(type="path"),
         env_file_vars=dict(type="list", elements="str", default=["REDIS_URL", "HUNTER_REDIS_URL"]),
-        key_prefix=dict(type="str", default="hunter-ops:probe:"),
-        key_ttl=dict(type="int", default=30),
+        key_prefix=dict(type="str", default="hunter-ops:probe:", no_log=False),
+        key_ttl=dict(type="int", default=30, no_log=False),
         pool_size=dict(type="int", default=10),
         pool_rounds=dict(type="int", default=10),
         pool_p99_warn_ms=dict(type="float"),
