@@ -18,8 +18,8 @@ description:
   - Creates a scratch database C(<scratch_prefix>_<YYYYmmdd_HHMMSS>) (UTC) on the server given by the
     C(db_*) options, restores into it (plain SQL with C(psql -v ON_ERROR_STOP=1 --single-transaction),
     compressed SQL streamed through its decompressor, custom/directory archives with
-    C(pg_restore -j N --no-owner --no-acl --exit-on-error)), and verifies it against the manifest:
-    the set of tables, and exact row counts of O(tables) (default all).
+    C(pg_restore -j N --no-owner --no-acl --exit-on-error)), and verifies it against the manifest,
+    comparing the set of tables and the exact row counts of O(tables) (default all).
   - Always drops the scratch database, also when the restore or the verification fails or the module
     is interrupted (SIGTERM, SIGINT, SIGHUP). Scratch databases of this prefix left by an earlier
     crashed run and older than O(leftover_max_age) are dropped first and reported.
@@ -62,7 +62,7 @@ options:
     type: str
   s3_bucket:
     description:
-      - Restore the newest valid backup stored in this bucket under O(s3_prefix): it is downloaded,
+      - Restore the newest valid backup stored in this bucket under O(s3_prefix). It is downloaded,
         and its size and sha256 must match its manifest (a mismatching copy is refused).
     type: str
   download_dir:
