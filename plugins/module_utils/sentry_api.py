@@ -154,6 +154,24 @@ class _Api(object):
         detail = body.get("detail") if isinstance(body, dict) else None
         return ": %s" % trim(redact_text(detail, [self.token]), 120) if detail else ""
 
+    def check_project(self):
+        """None when the project is readable with the token; else a Lookup (AUTH/ERROR) that waiting cannot fix.
+
+        Asked once before polling, so a wrong project or organization fails at once instead of
+        looking like an event that is "not yet" there (both answer 404 on the event lookup).
+        """
+        resp = self._get(self._project_url())
+        if (resp.ok and resp.status == 200) or self.transient(resp):
+            return None  # network trouble and 5xx are the polling's business (api_error_limit)
+        if resp.status == 404:
+            return Lookup(ERROR, message="%s API: project %s not found (HTTP 404%s): check the project%s" % (
+                self.name, self._project_label(), self._detail(resp), " and organization" if self.organization else ""),
+                evidence=self._evidence(resp))
+        return self._failure(resp, "the project")
+
+    def _project_label(self):
+        return "%s/%s" % (self.organization, self.project) if self.organization else self.project
+
     @staticmethod
     def transient(resp):
         """Worth asking again: network trouble, 5xx, 429."""
@@ -175,6 +193,9 @@ class BugsinkApi(_Api):
         if self.transient(resp):
             return Lookup(PENDING, message=resp.error or "HTTP %d" % resp.status, evidence=self._evidence(resp))
         return self._failure(resp, "the event lookup")
+
+    def _project_url(self):
+        return self.PREFIX + "/projects/%s/" % quote(self.project, safe="")
 
     def _project_missing(self, resp):
         body = resp.json()
@@ -226,7 +247,7 @@ class BugsinkApi(_Api):
 
     def alert_rules(self):
         # Bugsink alerts on new issues / regressions / unmutes per project, to channels its API does not expose.
-        resp = self._get(self.PREFIX + "/projects/%s/" % quote(self.project, safe=""))
+        resp = self._get(self._project_url())
         body = resp.json() if resp.ok else None
         if not (resp.ok and resp.status == 200 and isinstance(body, dict)):
             failure = self._failure(resp, "the project")
@@ -250,6 +271,9 @@ class SentryApi(_Api):
 
     def _project_path(self):
         return "/api/0/projects/%s/%s" % (quote(self.organization, safe=""), quote(self.project, safe=""))
+
+    def _project_url(self):
+        return self._project_path() + "/"
 
     def get_event(self, event_id):
         resp = self._get(self._project_path() + "/events/%s/" % quote(event_id, safe=""))

@@ -30,6 +30,8 @@ description:
   - O(backend=sentry) reads Sentry's web API (sentry.io or self-hosted; C(/api/0/projects/<org>/<project>/events/<id>/),
     alert rules from C(/api/0/projects/<org>/<project>/rules/)). O(backend=bugsink) reads Bugsink's API
     (C(/api/canonical/0/events/lookup/)). A 404 means "not yet"; 401/403 fail at once as an authentication error.
+  - The project is read once before polling, so a wrong project (or organization) fails at once instead of
+    looking like an event that has not arrived yet.
 author:
   - hunter.ops contributors (@hunter-ops)
 extends_documentation_fragment:
@@ -377,6 +379,9 @@ class SentryEventProbe(object):
         tags = dict((str(k), str(v)) for k, v in (p.get("match_tags") or {"probe_id": self.probe_id}).items())
         since = emission.sent_at - WINDOW_SKEW
         lookups, unreachable, last = 0, 0, None
+        problem = self.api.check_project()
+        if problem is not None:
+            return problem, lookups
         while True:
             if emission.event_id:
                 last = self.api.get_event(emission.event_id)

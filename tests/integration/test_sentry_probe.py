@@ -181,7 +181,8 @@ def test_methods_b_and_c_through_the_sample_service(ansible, tmp_path, bugsink, 
 def test_rejections_fail_fast_with_the_reason(ansible, tmp_path, bugsink, sentry_app, api_key, secrets_of,
                                               assert_no_secret):
     """Wrong public key and wrong project (HTTP 403 from ingestion), Bugsink down, the API down, an invalid
-    and a malformed API token: each fails at once, naming the cause, far inside the 60 s wait."""
+    and a malformed API token, an unknown project id for the API: each fails at once, naming the cause,
+    far inside the 60 s wait."""
     other = bugsink.create_project(f"other-{uuid.uuid4().hex[:6]}")
     dead = f"http://{public_key(bugsink.dsn)}@127.0.0.1:{free_port()}/{bugsink.project_id}"
     wrong = {"wrong_key": with_key(bugsink.dsn, "0" * 32),
@@ -196,12 +197,13 @@ def test_rejections_fail_fast_with_the_reason(ansible, tmp_path, bugsink, sentry
                     api_url=f"http://127.0.0.1:{free_port()}"),
         event_check(bugsink, dsn="{{ good }}", api_token="f" * 40, **sdk),
         event_check(bugsink, dsn="{{ good }}", api_token="not-a-token", **sdk),
+        event_check(bugsink, dsn="{{ good }}", project="999999", **sdk),
     ]
     began = time.monotonic()
     run, results = ansible.run_tasks(tasks, {"bs_token": bugsink.token, "app_key": api_key,
                                                         "good": bugsink.dsn, **wrong})
     took = time.monotonic() - began
-    wrong_key, wrong_project, down, api_down, bad_token, malformed_token = results
+    wrong_key, wrong_project, down, api_down, bad_token, malformed_token, unknown_project = results
 
     for result in (wrong_key, wrong_project):
         event = item(result, "SENTRY-EVENT")
@@ -217,7 +219,9 @@ def test_rejections_fail_fast_with_the_reason(ansible, tmp_path, bugsink, sentry
         assert event["status"] == "fail"
         assert "Bugsink API refused the token (HTTP 401" in event["message"] and words in event["message"]
         assert item(result, "SENTRY-ALERTS")["status"] == "fail"
-    # Six probes with a 60 s wait each: fail-fast means the whole run is far below one timeout.
+    unknown = item(unknown_project, "SENTRY-EVENT")
+    assert unknown["status"] == "fail" and unknown["message"].startswith("Bugsink API: project 999999 not found")
+    # Seven probes with a 60 s wait each: fail-fast means the whole run is far below one timeout.
     assert took < 45, f"rejections took {took:.0f}s"
     assert_no_secret(run, *secrets_of(*wrong.values(), public_key(other["dsn"])))
 
@@ -354,7 +358,7 @@ class FakeSentryWebApi(http.server.ThreadingHTTPServer):
     Project": eventID, dateCreated/dateReceived, tags as key/value pairs, contexts, entries with the
     exception's stack trace), the issue search (`/projects/{org}/{project}/issues/?query=`, then
     `/organizations/{org}/issues/{id}/events/?query=&full=true`) and `/projects/{org}/{project}/rules/`.
-    Project `slow` answers 404 to the first two event lookups; a wrong token gets 401.
+    Project `slow` answers 404 to the first two event lookups; an unknown project 404; a wrong token 401.
     """
 
     def __init__(self, token, public_key):
@@ -431,6 +435,10 @@ class _FakeSentryHandler(http.server.BaseHTTPRequestHandler):
             if event is None or (project == "slow" and count <= 2):
                 return self._answer(404, {"detail": "Event not found"})
             return self._answer(200, self.server.api_event(event))
+        if segments[:3] == ["api", "0", "projects"] and len(segments) == 5:
+            if segments[4] in self.server.rules:
+                return self._answer(200, {"id": "4505", "slug": segments[4], "name": segments[4]})
+            return self._answer(404, {"detail": "The requested resource does not exist"})
         if segments[:3] == ["api", "0", "projects"] and segments[5:] == ["rules"]:
             return self._answer(200, self.server.rules.get(segments[4], []))
         if segments[:3] == ["api", "0", "projects"] and segments[5:] == ["issues"]:
@@ -458,7 +466,8 @@ def test_sentry_backend_against_local_fake_of_sentry_web_api(ansible, tmp_path, 
                                                              assert_no_secret):
     """Backend `sentry` (sentry.io / self-hosted Sentry cannot be reached from here): against a local
     server answering with Sentry's documented response shapes - event found at once, 404 twice then
-    found, 401 for a wrong token, alert rules present or absent - and the tag search for method B."""
+    found, 401 for a wrong token, an unknown project, alert rules present or absent - and the tag search
+    for method B."""
     app = SampleService(tmp_path / "app", env={
         "HUNTER_SENTRY_DSN": fake_sentry.dsn(), "HUNTER_ENVIRONMENT": "production", "HUNTER_API_KEYS": api_key,
         "HUNTER_DATABASE_URL": "postgresql://unused@127.0.0.1:1/unused", "HUNTER_REDIS_URL": "redis://127.0.0.1:1/0"})
@@ -472,10 +481,11 @@ def test_sentry_backend_against_local_fake_of_sentry_web_api(ansible, tmp_path, 
             base.update(args)
             return {"hunter.ops.sentry_event": base}
 
-        run, (found, slow, unauthorized, by_tag) = ansible.run_tasks([
+        run, (found, slow, unauthorized, unknown, by_tag) = ansible.run_tasks([
             sentry("found"),
             sentry("slow"),
             sentry("found", api_token="{{ wrong_token }}"),
+            sentry("nope"),
             sentry("found", method="endpoint", app_url=app.url, api_key="{{ app_key }}", event_id_key=""),
         ], {"sentry_token": fake_sentry.token, "sentry_dsn": fake_sentry.dsn(), "wrong_token": "b" * 64,
             "app_key": api_key})
@@ -497,8 +507,13 @@ def test_sentry_backend_against_local_fake_of_sentry_web_api(ansible, tmp_path, 
     refused = item(unauthorized, "SENTRY-EVENT")
     assert refused["status"] == "fail"
     assert refused["message"].startswith("Sentry API refused the token (HTTP 401: Invalid token)")
-    assert refused["evidence"]["lookups"] == 1
+    assert refused["evidence"]["lookups"] == 0 and refused["evidence"]["api_requests"] == 1
     assert item(unauthorized, "SENTRY-ALERTS")["status"] == "fail"
+
+    # A wrong project slug answers 404 like a missing event would: asked once up front, it fails at once.
+    wrong = item(unknown, "SENTRY-EVENT")
+    assert wrong["status"] == "fail" and wrong["evidence"]["lookups"] == 0
+    assert wrong["message"].startswith("Sentry API: project acme/nope not found (HTTP 404")
 
     assert {i: item(by_tag, i)["status"] for i in EVENT_IDS[:3]} == {
         "SENTRY-EVENT": "pass", "SENTRY-ENV": "pass", "SENTRY-DETAIL": "pass"}
