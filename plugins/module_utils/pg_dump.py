@@ -332,8 +332,11 @@ class Pipeline(object):
                 out.close()
         return self
 
-    def wait(self, timeout):
-        """Wait for every stage; raises DumpError naming the first stage that failed."""
+    def wait(self, timeout, reader_may_stop_early=False):
+        """Wait for every stage; raises DumpError naming the first stage that failed.
+
+        reader_may_stop_early: the last stage may legitimately stop reading (pg_restore --list reads
+        only the archive's table of contents), so earlier stages ending by SIGPIPE are not failures."""
         deadline = time.monotonic() + timeout
         for proc in self.procs:
             remaining = max(0.1, deadline - time.monotonic())
@@ -347,6 +350,9 @@ class Pipeline(object):
         for argv, proc, err in zip(self.stages, self.procs, self._errs):
             if proc.returncode != 0:
                 failures.append((argv, proc.returncode, self._read(err)))
+        if failures and reader_may_stop_early and self.procs[-1].returncode == 0 \
+                and all(f[1] == -13 for f in failures):
+            failures = []
         if failures:
             # The first real error: a stage killed by SIGPIPE only failed because a later one did.
             real = [f for f in failures if f[1] != -13] or failures
@@ -447,12 +453,19 @@ def check_archive(tools, path, external_method=None, timeout=3600):
         pipe = Pipeline(stages, tools.env(), secrets=tools.secrets)  # listing itself discarded
         try:
             pipe.start()
-            pipe.wait(timeout)
+            pipe.wait(timeout, reader_may_stop_early=True)
         except DumpError as err:
             return False, "pg_restore --list failed: %s" % err
         finally:
             pipe.close()
-        return True, "pg_restore --list succeeded on the decompressed archive"
+        # pg_restore --list stops after the table of contents: test the whole compressed stream too
+        test = subprocess.run([decomp[external_method][0], "-tq", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=timeout)
+        if test.returncode != 0:
+            return False, "%s stream is damaged (%s -t exit %d: %s)" % (
+                external_method, decomp[external_method][0], test.returncode,
+                one_line(test.stderr.decode("utf-8", "replace")))
+        return True, "pg_restore --list succeeded on the decompressed archive; %s -t passed" % external_method
     if tools.in_container:
         with open(path, "rb") as handle:
             rc, out, err = tools.run("pg_restore", ["--list"], timeout, stdin=handle)
