@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2329  # stage_* functions are called as "stage_$stage"
 # The one test command of hunter.ops (CI runs it through .ci/run).
 #
 #   scripts/test.sh                 every stage
@@ -34,7 +35,7 @@ BUILD_TEST="tests/unit/test_collection_build.py"
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 warn() { printf '[test] %s\n' "$*" >&2; }
 
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------- arguments
 quick=0

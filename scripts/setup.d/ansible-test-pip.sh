@@ -25,13 +25,17 @@ PY
 [ -n "$pip_version" ] || { log "cannot find the pip version ansible-test expects"; exit 1; }
 
 wheel_dir="$CACHE/wheels"
-wheel="$(ls "$wheel_dir"/pip-"$pip_version"-*.whl 2>/dev/null | head -n1 || true)"
-if [ -z "$wheel" ]; then
+find_wheel() {
+  local w
+  for w in "$wheel_dir"/pip-"$pip_version"-*.whl; do [ -e "$w" ] && { echo "$w"; return 0; }; done
+  return 1
+}
+if ! wheel="$(find_wheel)"; then
   log "downloading pip $pip_version wheel from PyPI"
   mkdir -p "$wheel_dir"
   "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
     "pip==$pip_version" -d "$wheel_dir"
-  wheel="$(ls "$wheel_dir"/pip-"$pip_version"-*.whl | head -n1)"
+  wheel="$(find_wheel)" || { log "pip $pip_version wheel not found after download"; exit 1; }
 fi
 
 target="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
