@@ -2,7 +2,7 @@
 read-only replica, a full server with noeviction, a port nobody listens on and a listener that
 never answers; then the role with health_check and the report.
 
-Module cases share one ansible-playbook run (`run_tasks`) to keep the suite fast.
+Module cases share one ansible-playbook run (the harness's `run_tasks`) to keep the suite fast.
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import redis
-import yaml
 
 from sandbox.services import free_port
 
@@ -23,21 +22,6 @@ PREFIX = "hunter-ops:probe:"
 
 def statuses(checks: dict) -> dict:
     return {check_id: item["status"] for check_id, item in checks.items()}
-
-
-def run_tasks(ansible, tmp_path, tasks, extravars=None):
-    """Several tasks in one ansible-playbook run on localhost; returns (run, [result of each task])."""
-    named = [dict(name=f"case {i}", ignore_errors=True, **task) for i, task in enumerate(tasks)]
-    play = [{"name": "redis cases", "hosts": "localhost", "gather_facts": False, "tasks": named}]
-    path = tmp_path / f"cases-{uuid.uuid4().hex[:8]}.yml"
-    path.write_text(yaml.safe_dump(play, sort_keys=False))
-    run = ansible.run_playbook(path, {"all": {"hosts": {"localhost": {}}}}, extravars=extravars)
-    results = []
-    for i in range(len(tasks)):
-        found = run.task_results(task=f"case {i}")
-        assert found, f"case {i} produced no result (rc={run.rc}):\n{run.stdout[-3000:]}"
-        results.append(found[-1])
-    return run, results
 
 
 def probe(**args):
@@ -127,7 +111,7 @@ def test_redis_probe_cases(ansible, tmp_path, redis_server, seeded_keys, make_re
         probe(url="redis://default:{{ redis_password }}@127.0.0.1:%d/0" % primary.port, checks=["ping", "pool"],
               pool_p99_warn_ms=0.0001),
     ]
-    run, r = run_tasks(ansible, tmp_path, tasks, extravars={
+    run, r = ansible.run_tasks(tasks, extravars={
         "redis_password": primary.password, "wrong_password": wrong_password, "url_secret": url_secret})
 
     # 0: all pass; evidence says what was done; nothing changed
@@ -190,11 +174,11 @@ def test_redis_probe_cases(ansible, tmp_path, redis_server, seeded_keys, make_re
     app = r[7]["checks"]["REDIS-APP-PING"]
     assert list(r[7]["checks"]) == ["REDIS-APP-PING"] and app["status"] == "pass"
     assert f"(settings from REDIS_URL in {env_file})" in app["message"]
-    assert r[8]["_event"] == "runner_on_failed"
+    assert r[8]["failed"] is True
     assert r[8]["msg"] == f"env_file: none of REDIS_URL, HUNTER_REDIS_URL is set in {no_url_env}"
 
     # 9-10: bad input names the parameter, no traceback
-    assert r[9]["_event"] == "runner_on_failed" and r[9]["msg"].startswith("url: ")
+    assert r[9]["failed"] is True and r[9]["msg"].startswith("url: ")
     assert r[10]["msg"] == "checks: info is reported on the PING item: select ping as well"
     for result in (r[8], r[9], r[10]):
         assert "Traceback" not in json.dumps(result) and "module_stderr" not in result
