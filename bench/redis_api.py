@@ -38,7 +38,7 @@ def pool_latency(reps, size, rounds):
                       command_timeout=3.0, tls_validate_certs=True, pool_size=size, pool_rounds=rounds,
                       pool_p99_warn_ms=None)
         rows = []
-        for _ in range(reps):
+        for dummy in range(reps):
             probe = RedisProbe(target_from_params(params), params, check_mode=False)
             try:
                 item = probe.pool()
@@ -80,8 +80,8 @@ def preflight_runs(runs):
                HUNTER_SANDBOX_VARS_FILE=str(inventory / "group_vars" / "all" / "zz_sandbox.yml"))
     python = str(ROOT / ".venv" / "bin" / "python")
     # Both variants outside the tree, importing the real plays by absolute path.
-    after = (ROOT / "preflight.yml").read_text().replace("import_playbook: playbooks/",
-                                                        "import_playbook: %s/playbooks/" % ROOT)
+    after = (ROOT / "preflight.yml").read_text()
+    after = after.replace("import_playbook: playbooks/", "import_playbook: %s/playbooks/" % ROOT)
     variants = {"after": work / "preflight_after.yml", "before": work / "preflight_before.yml"}
     variants["after"].write_text(after)
     variants["before"].write_text(without_our_plays(after))
@@ -96,13 +96,13 @@ def preflight_runs(runs):
     times = {"before": [], "after": [], "ours": [], "baseline": []}
     statuses = {}
     try:
-        for _ in range(runs):
+        for dummy in range(runs):
             for name in ("before", "after", "baseline", "ours", "baseline", "ours"):
                 began = time.monotonic()
                 result = subprocess.run(
                     [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory), str(variants[name]),
                      "-e", json.dumps({"hunter_ops_report_dir": str(work / "reports" / name)})],
-                    cwd=ROOT, capture_output=True, text=True)
+                    cwd=ROOT, capture_output=True, text=True, check=False)
                 times[name].append(time.monotonic() - began)
                 if name == "after":
                     report = json.loads((work / "reports" / name / "latest" / "report.json").read_text())
@@ -112,7 +112,7 @@ def preflight_runs(runs):
                     statuses["_pool"] = (pool.get("p50_ms"), pool.get("p99_ms"))
                     statuses["_rc"] = result.returncode
     finally:
-        subprocess.run([python, "-m", "sandbox", "stop"], cwd=ROOT, env=env, capture_output=True)
+        subprocess.run([python, "-m", "sandbox", "stop"], cwd=ROOT, env=env, capture_output=True, check=False)
         shutil.rmtree(work, ignore_errors=True)
     return times, statuses
 

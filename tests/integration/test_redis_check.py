@@ -131,7 +131,7 @@ def test_redis_probe_cases(ansible, tmp_path, redis_server, seeded_keys, make_re
 
     # existing keys untouched, probe keys gone (also the one from case 0)
     assert snapshot(seeded_keys) == before
-    assert [k for k in seeded_keys.scan_iter(match=PREFIX + "*")] == [(PREFIX + "existing").encode()]
+    assert list(seeded_keys.scan_iter(match=PREFIX + "*")) == [(PREFIX + "existing").encode()]
 
     # 1: check mode
     assert statuses(r[1]["checks"]) == {"REDIS-PING": "pass", "REDIS-OPS": "skip", "REDIS-POOL": "pass"}
