@@ -162,7 +162,7 @@ def upload_backup(s3, bucket, prefix, path, extra=None, multipart_threshold=64 *
         for rel, full in files:
             objects.append(put_file(s3, bucket, "%s%s/%s" % (prefix, name, rel), full, extra, multipart_threshold,
                                     chunk, concurrency))
-        lines = "".join("%s %s\n" % (rel, obj["sha256"]) for (rel, _), obj in zip(files, objects))
+        lines = "".join("%s %s\n" % (pair[0], obj["sha256"]) for pair, obj in zip(files, objects))
         combined = hashlib.sha256(lines.encode("utf-8")).hexdigest()
     else:
         objects.append(put_file(s3, bucket, prefix + name, path, extra, multipart_threshold, chunk, concurrency))

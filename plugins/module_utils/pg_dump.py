@@ -131,7 +131,7 @@ class ClientTools(object):
         """Run a tool to completion; returns (rc, stdout, stderr) as text. stdin: a file object or None."""
         argv = self.argv(tool, args)
         try:
-            proc = subprocess.run(argv, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+            proc = subprocess.run(argv, check=False, stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env(),
                                   timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -245,7 +245,7 @@ class SnapshotSession(object):
             if remaining <= 0:
                 self.abort()
                 raise DumpError("database session did not answer within %s s" % (timeout or self.timeout))
-            ready, _, _ = select.select([fd], [], [], min(remaining, 1.0))
+            ready = select.select([fd], [], [], min(remaining, 1.0))[0]
             if not ready:
                 continue
             chunk = os.read(fd, 65536)
@@ -344,8 +344,8 @@ class Pipeline(object):
                 proc.wait(remaining)
             except subprocess.TimeoutExpired:
                 self.kill()
-                raise DumpError("%s did not finish within %s s (killed)" % (os.path.basename(self.stages[0][0]),
-                                                                             timeout))
+                name = os.path.basename(self.stages[0][0])
+                raise DumpError("%s did not finish within %s s (killed)" % (name, timeout))
         failures = []
         for argv, proc, err in zip(self.stages, self.procs, self._errs):
             if proc.returncode != 0:
@@ -459,7 +459,8 @@ def check_archive(tools, path, external_method=None, timeout=3600):
         finally:
             pipe.close()
         # pg_restore --list stops after the table of contents: test the whole compressed stream too
-        test = subprocess.run([decomp[external_method][0], "-tq", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        test = subprocess.run([decomp[external_method][0], "-tq", path], check=False, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE,
                               timeout=timeout)
         if test.returncode != 0:
             return False, "%s stream is damaged (%s -t exit %d: %s)" % (

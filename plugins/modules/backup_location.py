@@ -17,8 +17,9 @@ description:
   - V(pass) when the local backup is valid and every configured copy was verified by checksum; V(fail) when the local
     backup or any configured copy is missing or does not match; V(warn) when no off-host copy is configured (the
     runbook recommends local disk plus cloud storage), or V(fail) then with O(require_offsite).
-  - A check: never changes anything (C(changed=false)); runs in check mode.
-author: hunter.ops maintainers
+  - A check - never changes anything (C(changed=false)); runs in check mode.
+author:
+  - hunter.ops contributors (@hunter-ops)
 options:
   backup:
     description:

@@ -18,7 +18,8 @@ description:
     valid backup (its manifest present, size and sha256 matching) is never deleted, whatever the rules say.
   - Deletes a backup together with its manifest. Backups of other databases (by manifest) are left alone.
   - Check mode lists what would be deleted and deletes nothing.
-author: hunter.ops maintainers
+author:
+  - hunter.ops contributors (@hunter-ops)
 extends_documentation_fragment:
   - hunter.ops.s3
 options:

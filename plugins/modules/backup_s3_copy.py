@@ -21,7 +21,8 @@ description:
   - The local backup is verified against its manifest before anything is sent.
   - An action (C(changed=true) when it uploads); check mode reports what it would upload.
   - Its result C(location) feeds M(hunter.ops.backup_location) (BACKUP-LOCATION).
-author: hunter.ops maintainers
+author:
+  - hunter.ops contributors (@hunter-ops)
 extends_documentation_fragment:
   - hunter.ops.s3
 options:

@@ -19,7 +19,8 @@ description:
   - V(pass) when the entry exists and is runnable; V(fail) when O(expected) and it is missing or not runnable;
     V(warn) when no schedule is configured, or when no cron daemon runs on this host.
   - A check - never changes anything (C(changed=false)); runs in check mode.
-author: hunter.ops maintainers
+author:
+  - hunter.ops contributors (@hunter-ops)
 options:
   name:
     description:
@@ -177,7 +178,7 @@ def main():
         pass
     if wrapper:
         try:
-            proc = subprocess.run([executable, "--check"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            proc = subprocess.run([executable, "--check"], check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   timeout=p["timeout"])
         except subprocess.TimeoutExpired:
             done(FAIL, "%s --check did not finish within %d s" % (executable, p["timeout"]))

@@ -16,7 +16,8 @@ description:
     beside it (and, when given, the sha256 of the original).
   - Run it on a backup host after a copy; its result C(location) feeds M(hunter.ops.backup_location).
   - Never changes anything (C(changed=false)); runs in check mode.
-author: hunter.ops maintainers
+author:
+  - hunter.ops contributors (@hunter-ops)
 options:
   backup:
     description:

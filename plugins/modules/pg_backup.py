@@ -23,11 +23,12 @@ description:
   - Refuses when C(pg_dump) is older than the server's major version.
   - One backup per database at a time (a lock file in O(backup_dir)); a second run waits up to
     O(lock_timeout) seconds, then fails.
-  - This is an action, not a check: it reports C(changed=true) when it writes a backup. In check mode it
+  - This is an action, not a check - it reports C(changed=true) when it writes a backup. In check mode it
     connects, compares versions and reports the command and file it would write.
   - The password reaches the client tools only through their environment (C(PGPASSWORD)); in a container
     it is forwarded by name (C(-e PGPASSWORD)), never on a command line.
-author: hunter.ops maintainers
+author:
+  - hunter.ops contributors (@hunter-ops)
 extends_documentation_fragment:
   - hunter.ops.postgres
 options:
@@ -370,7 +371,7 @@ def partial_prefix(database):
 
 
 def final_name(directory, label, fmt, method, external):
-    for _ in range(3):
+    for attempt in range(3):  # pylint: disable=unused-variable
         name = bk.backup_name(label, fmt, method, datetime.now(), external=external)
         if not os.path.lexists(os.path.join(directory, name)):
             return name
@@ -411,7 +412,7 @@ class BackupRun(object):
     # -- pieces -------------------------------------------------------------------------------
     def dump_stages(self, snapshot, pg_dump_major):
         internal, external = compression_plan(self.fmt, self.method, self.level, self.compressor, self.jobs,
-                                               pg_dump_major)
+                                              pg_dump_major)
         args = ["--format=%s" % FORMAT_FLAG[self.fmt]]
         if self.params["no_owner"]:
             args.append("--no-owner")
@@ -666,8 +667,8 @@ def main():
                     sha256=manifest["sha256"], sha256_rechecked=True, content=outcome["detail"],
                     tables=manifest["tables"], snapshot=manifest["snapshot"])
     result["checks"] = {
-        "BACKUP-CMD": check_item(PASS, "%s backup of %s written to %s in %.1f s" % (run.fmt, run.database, run.final,
-                                                                                   manifest["duration_s"]),
+        "BACKUP-CMD": check_item(PASS, "%s backup of %s written to %s in %.1f s"
+                                 % (run.fmt, run.database, run.final, manifest["duration_s"]),
                                  evidence, duration_ms=duration * 1000),
         "BACKUP-VALID": check_item(PASS, "%s bytes, sha256 %s... recorded and re-checked; %s"
                                    % (manifest["size_bytes"], manifest["sha256"][:12], outcome["detail"]), valid_ev),
