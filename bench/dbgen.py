@@ -2,20 +2,23 @@
 
 The seed schema (sandbox/seed.sql: companies, domain_signals with their indexes) scaled up with
 server-side generate_series until pg_database_size reaches the target. The cluster is a private
-PostgresServer kept in the cache (fsync on, like a real server), so the benchmarks that share it
-build the data once:
+PostgresServer kept in /var/tmp/hunter-ops-bench-pg (fsync on, like a real server), so the
+benchmarks that share it build the data once, and take turns on it (exclusive()):
 
     .venv/bin/python bench/dbgen.py [--size-gb 2] [--fresh]      # build (or reuse) and print facts
 
     from bench import dbgen
-    server = dbgen.bench_server()            # started, reused across runs (port, secrets in state.json)
-    facts = dbgen.ensure(server, size_gb=2)  # {'database', 'size_bytes', 'tables': {...}, 'built_s'}
-    ...
-    server.stop()                             # data stays for the next benchmark; --fresh rebuilds
+    with dbgen.exclusive():                  # one benchmark at a time on the cluster
+        server = dbgen.bench_server()        # started, reused across runs (port, secrets in state.json)
+        facts = dbgen.ensure(server, size_gb=2)  # {'database', 'size_bytes', 'tables': {...}, 'built_s'}
+        ...
+        server.stop()                        # data stays for the next benchmark; --fresh rebuilds
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -26,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sandbox.services import PostgresServer, ServiceError, cache_dir, seed  # noqa: E402
+from sandbox.services import PostgresServer, ServiceError, seed  # noqa: E402
 
 DATABASE = "hunter"
 # Rows of companies per run of the generator; domain_signals grows until the size is reached.
@@ -66,12 +69,40 @@ def state_path(root: Path) -> Path:
     return root / "state.json"
 
 
+def default_root() -> Path:
+    # Not under the (0700, root's) home cache: the postgres OS user must reach the data directory,
+    # or PostgresServer falls back to a fresh temporary directory and the build is lost each run.
+    return Path(os.environ.get("HUNTER_OPS_BENCH_DIR", "/var/tmp/hunter-ops-bench-pg"))
+
+
+def _make_root(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o700)
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+
+
+@contextlib.contextmanager
+def exclusive(root: str | os.PathLike | None = None, log=print):
+    """Hold the benchmark cluster alone while timing: two benchmarks at once measure each other,
+    and one's server.stop() would cut the other's run. A second benchmark waits here."""
+    root = Path(root or default_root())
+    _make_root(root)
+    with open(root / "bench.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log("[dbgen] another benchmark is using the cluster; waiting for it ...")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def bench_server(root: str | os.PathLike | None = None, fresh: bool = False) -> PostgresServer:
     """The benchmark cluster, started; created once and reused (same port and secrets) afterwards."""
-    root = Path(root or cache_dir() / "bench-pg")
+    root = Path(root or default_root())
     if fresh and root.exists():
         _destroy(root)
-    root.mkdir(parents=True, exist_ok=True)
+    _make_root(root)
     state = state_path(root)
     if state.exists():
         saved = json.loads(state.read_text())
@@ -82,9 +113,11 @@ def bench_server(root: str | os.PathLike | None = None, fresh: bool = False) -> 
         except ServiceError as err:  # e.g. the saved port is taken now: start over
             print(f"[dbgen] cannot reuse the cached cluster ({err}); rebuilding", file=sys.stderr)
             _destroy(root)
-            root.mkdir(parents=True, exist_ok=True)
+            _make_root(root)
     server = PostgresServer(root, fsync=True)
     server.start()
+    if server.root.parent != root:
+        raise ServiceError(f"the postgres user cannot use {root}: the cluster would not be reused")
     fd = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump({"port": server.port, "password": server.password,
@@ -155,12 +188,13 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="delete the cached cluster first")
     parser.add_argument("--keep-running", action="store_true")
     args = parser.parse_args()
-    server = bench_server(fresh=args.fresh)
-    try:
-        print(json.dumps(ensure(server, args.size_gb), indent=2))
-    finally:
-        if not args.keep_running:
-            server.stop()
+    with exclusive():
+        server = bench_server(fresh=args.fresh)
+        try:
+            print(json.dumps(ensure(server, args.size_gb), indent=2))
+        finally:
+            if not args.keep_running:
+                server.stop()
 
 
 if __name__ == "__main__":
