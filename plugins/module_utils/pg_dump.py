@@ -214,7 +214,10 @@ class SnapshotSession(object):
                                          env=self.tools.env())
         except OSError as err:
             raise DumpError("cannot run %s: %s" % (argv[0], err.strerror or err))
-        self.query("SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0;")
+        # No time limits on a session that must outlive the dump; no parallel workers or JIT for the
+        # counts, which run beside pg_dump and would only take CPU from it.
+        self.query("SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0; "
+                   "SET max_parallel_workers_per_gather = 0; SET jit = off;")
         self.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;")
         row = self.query("SELECT pg_export_snapshot(), current_setting('server_version'), "
                          "current_setting('server_version_num'), pg_database_size(current_database());")[0]

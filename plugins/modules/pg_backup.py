@@ -408,6 +408,7 @@ class BackupRun(object):
         self.evidence = {}
         self.external = None
         self.done = False
+        self.timings = {}
 
     # -- pieces -------------------------------------------------------------------------------
     def dump_stages(self, snapshot, pg_dump_major):
@@ -455,7 +456,8 @@ class BackupRun(object):
     # -- the run --------------------------------------------------------------------------------
     def run(self, check_mode=False):
         p = self.params
-        deadline = time.monotonic() + p["timeout"]
+        clock = time.monotonic()
+        deadline = clock + p["timeout"]
         pg_dump_version = self.tools.version("pg_dump")
         pg_dump_major = major_of(pg_dump_version)
         session = SnapshotSession(self.tools, timeout=max(30, p["db_connect_timeout"] * 3))
@@ -477,12 +479,15 @@ class BackupRun(object):
             if check_mode:
                 return None
             pipeline = Pipeline(self.stages, self.tools.env(), out_path=out_path, secrets=self.tools.secrets)
+            clock = self._lap("prepare_s", clock)
             pipeline.start()
             try:
                 tables = {}
                 if p["count_rows"]:
                     tables = session.count_tables(timeout=max(1, deadline - time.monotonic()))
+                    self.timings["count_s"] = round(time.monotonic() - clock, 3)  # beside the dump
                 pipeline.wait(max(1, deadline - time.monotonic()))
+                clock = self._lap("dump_s", clock)
             except BaseException:
                 pipeline.kill()
                 raise
@@ -502,13 +507,16 @@ class BackupRun(object):
         secure_tree(self.partial)
         bk.fsync_path(self.partial)
         bk.fsync_dir(self.directory)
+        clock = self._lap("fsync_s", clock)
         size = bk.backup_size(self.partial)
         if size <= 0:
             raise DumpError("the backup is empty")
         ok, detail = self.content_check(self.partial, max(1, deadline - time.monotonic()))
         if not ok:
             raise DumpError("verification failed: %s" % detail)
+        clock = self._lap("check_s", clock)
         digest = bk.backup_sha256(self.partial)
+        clock = self._lap("sha256_s", clock)
         finished = time.time()
         manifest = dict(
             manifest_version=bk.MANIFEST_VERSION,
@@ -534,6 +542,7 @@ class BackupRun(object):
             rows_counted=bool(p["count_rows"]),
             verified=True,
             verification=detail,
+            timings=dict(self.timings),
         )
         if os.path.lexists(self.final):
             raise DumpError("%s appeared while the dump ran; not overwriting it" % self.final)
@@ -546,10 +555,16 @@ class BackupRun(object):
             raise
         bk.fsync_dir(self.directory)
         problems = bk.verify_backup(self.final, manifest)  # the sha256 re-checked on the final name
+        self._lap("recheck_s", clock)
         if problems:
             raise DumpError("re-check after rename failed: %s" % "; ".join(problems))
         self.done = True
         return dict(manifest=manifest, manifest_path=mpath, detail=detail)
+
+    def _lap(self, name, since):
+        now = time.monotonic()
+        self.timings[name] = round(now - since, 3)
+        return now
 
     def _would_be_external(self, pg_dump_major):
         try:
@@ -662,7 +677,8 @@ def main():
     result.update(changed=True, backup=run.final, manifest_path=outcome["manifest_path"], manifest=manifest,
                   command=[describe(s) for s in run.stages])
     duration = time.monotonic() - began
-    evidence.update(run.evidence, command=result["command"], path=run.final, lock_waited_s=round(lock.waited_s, 1))
+    evidence.update(run.evidence, command=result["command"], path=run.final, lock_waited_s=round(lock.waited_s, 1),
+                    timings=run.timings)
     valid_ev = dict(path=run.final, manifest=outcome["manifest_path"], size_bytes=manifest["size_bytes"],
                     sha256=manifest["sha256"], sha256_rechecked=True, content=outcome["detail"],
                     tables=manifest["tables"], snapshot=manifest["snapshot"])
