@@ -80,7 +80,7 @@ class S3Plugin:
     """`python -m sandbox start` plugin: moto S3 with a bucket, and where backups go locally.
 
     Writes hunter_backup_dir and hunter_backup_s3_* (docs/INVENTORY.md) for pg_backup and the
-    restore drill."""
+    restore drill, and keeps pg_backup's scheduled job (wrapper, cron file) inside the sandbox."""
 
     name = "s3"
     bucket = "hunter-backups"
@@ -97,9 +97,15 @@ class S3Plugin:
         ctx.save()
         server.start()
         server.create_bucket(self.bucket)
+        (ctx.service_dir("backup-schedule") / "cron.d").mkdir(parents=True, exist_ok=True)
         ctx.record(self.name)["startup_seconds"] = round(server.startup_seconds or 0, 2)
+        schedule_dir = ctx.service_dir("backup-schedule")
         ctx.vars.update({
             "hunter_backup_dir": str(ctx.state_dir / "backups"),
+            # The demo's scheduled backup stays inside the sandbox: a cron file here instead of the
+            # machine's crontab (BACKUP-SCHEDULE checks it all the same).
+            "pg_backup_schedule_dir": str(schedule_dir),
+            "pg_backup_schedule_cron_file": str(schedule_dir / "cron.d" / "hunter-backup"),
             "hunter_backup_s3_endpoint_url": server.endpoint_url,
             "hunter_backup_s3_region": server.region,
             "hunter_backup_s3_bucket": self.bucket,
