@@ -167,6 +167,7 @@ FORMATS = [
 ]
 
 
+@pytest.mark.slow
 def test_every_format_round_trips_with_exact_counts(src, ansible, tmp_path, assert_no_secret):
     backup_dir = tmp_path / "backups"
     expected = counts(src)
@@ -373,6 +374,7 @@ def test_wrong_password_is_a_clear_error_and_never_shown(src, ansible, tmp_path,
     assert backups_in(tmp_path / "b") == [] and leftovers(tmp_path / "b") == []
 
 
+@pytest.mark.slow
 def test_concurrent_runs_wait_on_the_lock_then_fail_clearly(big_pg, tmp_path):
     backup_dir = tmp_path / "b"
     slow = dict(conn_args(big_pg), backup_dir=str(backup_dir), label="x", format="plain-gzip", compression_level=9)
@@ -390,6 +392,7 @@ def test_concurrent_runs_wait_on_the_lock_then_fail_clearly(big_pg, tmp_path):
     assert backups_in(backup_dir) == [os.path.basename(box["result"]["backup"])]
 
 
+@pytest.mark.slow
 def test_server_stopped_in_the_middle_of_a_large_dump(big_pg, tmp_path):
     backup_dir = tmp_path / "b"
     earlier = AnsibleHarness(base_dir=tmp_path / "earlier").run_module(
@@ -445,6 +448,7 @@ def s3_args(s3_server, bucket, prefix="prod/") -> dict:
                 s3_access_key=s3_server.access_key, s3_secret_key=s3_server.secret_key)
 
 
+@pytest.mark.slow
 def test_s3_copy_is_verified_and_retention_applies_there(src, s3_server, bucket, ansible, tmp_path, assert_no_secret):
     backup_dir = tmp_path / "b"
     made = []
@@ -497,6 +501,7 @@ def test_s3_copy_is_verified_and_retention_applies_there(src, s3_server, bucket,
     assert_no_secret(real, s3_server.secret_key)
 
 
+@pytest.mark.slow
 def test_local_retention_by_age_never_deletes_the_newest_valid(src, ansible, tmp_path):
     backup_dir = tmp_path / "b"
     made = []
@@ -545,6 +550,7 @@ def items(run, host="db1") -> dict:
     return found
 
 
+@pytest.mark.slow
 def test_role_s3_unreachable_keeps_the_local_backup_and_fails_location(src, ansible, tmp_path, assert_no_secret):
     secret = "s3-" + secrets.token_urlsafe(16)
     inventory = role_inventory(
@@ -564,6 +570,7 @@ def test_role_s3_unreachable_keeps_the_local_backup_and_fails_location(src, ansi
     assert_no_secret(run, secret, src.password)
 
 
+@pytest.mark.slow
 def test_role_full_run_is_idempotent_and_the_cron_command_runs(src, s3_server, bucket, ansible, tmp_path,
                                                                assert_no_secret):
     inventory = role_inventory(
