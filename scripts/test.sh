@@ -19,6 +19,9 @@
 #   MOLECULE_SCENARIOS="a b"        only these Molecule scenarios
 # Output: per-stage logs in reports/test-logs/, JUnit XML in reports/test-results/.
 set -uo pipefail
+# One brace group: bash parses it whole before running, so editing this file
+# during a run (git pull, an edit) cannot derail the run in progress.
+{
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
@@ -246,3 +249,4 @@ printf '  %-12s %-14s %8ss\n' "total" "$([ $failed -eq 0 ] && echo PASS || echo 
 printf '  logs: %s  junit: %s\n' "${LOGS#"$ROOT"/}" "${RESULTS#"$ROOT"/}"
 printf 'stages: %d passed, %d failed\n' "$n_pass" "$n_fail"
 exit "$failed"
+}
