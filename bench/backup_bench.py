@@ -11,7 +11,8 @@ In one run, alternating the order on every repetition (warm cache for both, no o
   including what the runbook does not do: the snapshot, exact row counts of every table, fsync,
   `pg_restore --list`, sha256 (recorded, then re-checked after the rename) and the manifest.
   Timed from the module's process start to its end (no Ansible overhead);
-- with --all, further configurations for the table: custom + external zstd, directory uncompressed.
+- with --all, further rows for the table: the bare `pg_dump -Fd -j N -Z1` (the default without its
+  checks, to show what they cost), custom + external zstd, directory uncompressed.
 
 Reported: median wall time and size of each, the speed-up and the size ratio against the runbook
 (targets: >= 2.5x faster, <= 1.2x the size).
@@ -135,6 +136,16 @@ def runbook_way(server, workdir: Path) -> dict:
     return {"seconds": time.monotonic() - began, "size_bytes": dir_size(target)}
 
 
+def bare_directory_dump(server, workdir: Path) -> dict:
+    """`pg_dump -Fd -j N -Z1` alone: what the default costs without the role's checks."""
+    target = workdir / "bare.dir"
+    jobs = max(1, min(os.cpu_count() or 1, 4))
+    began = time.monotonic()
+    subprocess.run([str(server.bindir / "pg_dump"), "-Fd", f"-j{jobs}", "-Z1", "--no-owner", "--no-acl",
+                    "-f", str(target)], env=env_of(server), check=True)
+    return {"seconds": time.monotonic() - began, "size_bytes": dir_size(target)}
+
+
 def run_module(name: str, args: dict, workdir: Path) -> dict:
     """A hunter.ops module run directly (args file 0600: it holds the password); its JSON result."""
     path = workdir / f"{name}-args.json"
@@ -171,6 +182,7 @@ CONFIGS = {
                 {}),
 }
 EXTRA = {
+    "bare-dir": ("bare `pg_dump -Fd -j N -Z1` (no snapshot counts, checks, fsync or manifest)", None),
     "custom-zstd": ("`-Fc -Z0 \\| zstd -3 -T N` (external, checked pipeline) + the same checks",
                     dict(format="custom", compression="zstd", compression_level=3)),
     "dir-none": ("`-Fd -j N -Z0` (uncompressed parallel) + the same checks", dict(compression="none")),
@@ -206,6 +218,8 @@ def main() -> None:
                 subprocess.run(["sync"], check=False)
                 if name == "runbook":
                     run = runbook_way(server, workdir)
+                elif name == "bare-dir":
+                    run = bare_directory_dump(server, workdir)
                 else:
                     run = module_way(server, workdir, **configs[name][1])
                 runs[name].append(run)
