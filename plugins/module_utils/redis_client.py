@@ -4,7 +4,8 @@
 """Redis connections for check modules: settings from a URL or parameters, and errors an operator reads.
 
 ``target_from_params`` turns module parameters (``url`` or ``host``/``port``/``unix_socket``,
-``username``/``password``, ``db``, TLS options, timeouts) into a ``RedisTarget``;
+``username``/``password``, ``db``, TLS options, timeouts) into a ``RedisTarget`` (``target_from_url``
+does the same for an application's Redis URL alone);
 ``RedisTarget.client()`` builds a redis-py client on one blocking connection pool with the
 timeouts applied and redis-py's own retries off, so a dead or silent server costs one timeout,
 not four. ``classify`` maps any exception to a ``RedisFailure`` (kind + one-line message without
@@ -221,6 +222,16 @@ def target_from_params(params):
         tls_client_key=params.get("tls_client_key"),
         connect_timeout=float(params["connect_timeout"]), command_timeout=float(params["command_timeout"]),
     )
+
+
+def target_from_url(param, url, timeout, ca_path=None):
+    """RedisTarget from an application's Redis URL alone, ``timeout`` for connecting and for each
+    command; a ParameterError names ``param`` (the module's option holding the URL)."""
+    try:
+        return target_from_params({"url": url, "connect_timeout": timeout, "command_timeout": timeout,
+                                   "tls_ca_path": ca_path})
+    except ParameterError as err:
+        raise ParameterError(param, err.problem)
 
 
 class RedisFailure(object):

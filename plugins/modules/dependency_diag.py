@@ -25,8 +25,11 @@ extends_documentation_fragment:
 options:
   redis_url:
     description:
-      - The application's Redis URL, V(redis://[[user]:password@]host:port/db) or V(rediss://...) for TLS.
-      - May hold the password; never shown (the evidence shows it with the credentials redacted).
+      - The application's Redis URL, V(redis://[[user]:password@]host:port/db), V(rediss://...) for TLS, or
+        V(unix:///path/to/redis.sock?db=N).
+      - May hold the password; never shown (the evidence shows the server and database only).
+      - Read and checked by the same code as M(hunter.ops.redis_probe), so a fault gives the same message
+        as C(REDIS-APP-PING).
       - When empty, Redis is not checked.
     type: str
   redis_timeout:
@@ -47,6 +50,7 @@ requirements:
   - redis (redis-py) >= 4 on the host running the module
 seealso:
   - module: hunter.ops.health_probe
+  - module: hunter.ops.redis_probe
 '''
 
 EXAMPLES = r'''
@@ -69,10 +73,10 @@ checks:
   sample:
     HEALTH-DIAG:
       status: fail
-      message: "redis: authentication failed (invalid username-password pair or user is disabled.)"
+      message: "redis: authentication failed at 10.0.0.6:6379 db 0: invalid username-password pair or user is disabled"
       evidence:
         database: {target: "hunter@10.0.0.5:5432/hunter", ok: true, result: "SELECT 1 returned 1", duration_ms: 8.1}
-        redis: {target: "10.0.0.6:6379/0", ok: false, error: "authentication failed ...",
+        redis: {target: "10.0.0.6:6379 db 0", ok: false, kind: auth, error: "authentication failed at ...",
                 duration_ms: 1.2}
 down:
   description: Names of the dependencies found down (V(database), V(redis)).
@@ -84,21 +88,14 @@ down:
 
 import threading
 
-from ansible.module_utils.six.moves.urllib.parse import urlsplit
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hunter.ops.plugins.module_utils import pg, validate
-from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_text, redact_url
+from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_text
+from ansible_collections.hunter.ops.plugins.module_utils.redis_client import (
+    CONNECTION_KINDS, HAS_REDIS, classify, target_from_url,
+)
 from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, SKIP, WARN, Stopwatch, check_item
-
-try:
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-    HAS_REDIS = True
-except ImportError:
-    HAS_REDIS = False
 
 
 def check_database(kwargs):
@@ -116,64 +113,28 @@ def check_database(kwargs):
     return part
 
 
-def _redis_error(err, timeout):
-    """(kind, text) for a redis-py exception, in an operator's words."""
-    text = " ".join(str(err).split())
-    if isinstance(err, redis.exceptions.AuthenticationError) or "NOAUTH" in text or "WRONGPASS" in text:
-        if "HELLO must be called" in text or "NOAUTH" in text:
-            text = "the server requires a password and none was given"
-        return "auth", "authentication failed (%s)" % text
-    if isinstance(err, redis.exceptions.TimeoutError) or "timed out" in text.lower():
-        return "timeout", "timed out after %ss" % timeout
-    if isinstance(err, redis.exceptions.ConnectionError):
-        if "refused" in text.lower():
-            return "refused", "connection refused"
-        return "unreachable", text
-    return "other", "%s: %s" % (type(err).__name__, text)
+def check_redis(target):
+    """PING with the app's Redis settings: a dict {target, ok, result|error, kind, duration_ms}.
 
-
-def redis_target(url):
-    """`host:port/db` of a Redis URL for evidence: no credentials, and not the URL itself, which
-    Ansible masks whole as a no_log value."""
-    try:
-        parts = urlsplit(url)
-        text = "%s:%s/%s" % (parts.hostname, parts.port or 6379, parts.path.strip("/") or "0")
-    except ValueError:
-        return redact_url(url)
-    return text + (" (TLS)" if parts.scheme == "rediss" else "")
-
-
-def check_redis(url, timeout, ca_path=None):
-    """PING with the app's Redis URL: a dict {target, ok, result|error, kind, duration_ms}.
-
-    redis-py (already a requirement of the collection) rather than a hand-written RESP client:
-    it brings AUTH with ACL users, rediss:// TLS and database selection, tested by others.
-    Retries are switched off so one unreachable server costs one timeout, not several.
+    Through redis_client, like REDIS-APP-PING: the same connection options (ACL user, TLS,
+    database, redis-py's retries off so a dead server costs one timeout) and the same error
+    messages for the same fault.
     """
-    part = {"target": redis_target(url), "command": "PING"}
+    part = {"target": target.describe(), "command": "PING"}
     with Stopwatch() as sw:
         if not HAS_REDIS:
             part.update(ok=False, kind="library",
                         error="the Python library redis (redis-py) is not installed on this host")
         else:
-            client = None
+            client = target.client(max_connections=1)
             try:
-                options = dict(socket_timeout=timeout, socket_connect_timeout=timeout,
-                               retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
-                if ca_path and url.startswith("rediss://"):
-                    options["ssl_ca_certs"] = ca_path
-                client = redis.Redis.from_url(url, **options)
                 answer = client.ping()
-                part.update(ok=bool(answer), result="PONG" if answer else repr(answer))
+                part.update(ok=answer is True, result="PONG" if answer is True else repr(answer))
             except Exception as err:  # pylint: disable=broad-except
-                kind, text = _redis_error(err, timeout)
-                part.update(ok=False, kind=kind, error=redact_text(text, [url]))
+                failure = classify(err, target)
+                part.update(ok=False, kind=failure.kind, error=failure.message)
             finally:
-                if client is not None:
-                    try:
-                        client.close()
-                    except Exception:  # pylint: disable=broad-except
-                        pass
+                client.connection_pool.disconnect()
     part["duration_ms"] = round(sw.ms, 1)
     return part
 
@@ -190,13 +151,14 @@ def _database_problem(part):
 
 
 def _redis_problem(part):
-    if part.get("kind") == "auth":
-        return "redis: %s" % part["error"]
-    if part.get("kind") == "library":
-        return "redis not checked: %s" % part["error"]
-    if part.get("kind") in ("refused", "timeout", "unreachable"):
-        return "redis unreachable: %s (%s)" % (part["error"], part["target"])
-    return "redis: %s (%s)" % (part["error"], part["target"])
+    kind, error = part.get("kind"), part.get("error") or part.get("result")
+    if kind == "library":
+        return "redis not checked: %s" % error
+    if part["target"] not in error:  # redis_client's messages mostly name the server already
+        error = "%s (%s)" % (error, part["target"])
+    if kind in CONNECTION_KINDS and kind != "auth":
+        return "redis unreachable: %s" % error
+    return "redis: %s" % error
 
 
 def diagnose(database, redis_part):
@@ -240,11 +202,11 @@ def main():
         db_configured = any(params.get(k) for k in ("db_host", "db_name", "db_user"))
         db_kwargs = pg.connect_kwargs(params) if db_configured else None
         redis_url = (params.get("redis_url") or "").strip() or None
-        if redis_url:
-            validate.url("redis_url", redis_url, schemes=("redis", "rediss"))
         redis_timeout = validate.positive_number("redis_timeout", params["redis_timeout"])
         if params.get("redis_ca_path"):
             validate.existing_path("redis_ca_path", params["redis_ca_path"])
+        redis_target = target_from_url("redis_url", redis_url, redis_timeout,
+                                       params.get("redis_ca_path")) if redis_url else None
     except validate.ParameterError as err:
         module.fail_json(msg=redact_text(str(err), secrets))
 
@@ -256,9 +218,8 @@ def main():
     threads = []
     if db_kwargs is not None:
         threads.append(threading.Thread(target=run, args=("database", check_database, db_kwargs)))
-    if redis_url:
-        threads.append(threading.Thread(target=run, args=("redis", check_redis, redis_url, redis_timeout,
-                                                          params.get("redis_ca_path"))))
+    if redis_target is not None:
+        threads.append(threading.Thread(target=run, args=("redis", check_redis, redis_target)))
     with Stopwatch() as total:
         for thread in threads:
             thread.start()

@@ -286,6 +286,7 @@ def test_dependency_down_is_diagnosed_and_no_go(ansible, make_pg, make_redis, ma
         probe(base_url=service.url, expected_environment="production", startup_timeout=0, timeout=5),
         {"hunter.ops.dependency_diag": diag_args},
         {"hunter.ops.dependency_diag": dict(diag_args, redis_url="{{ wrong_redis_url }}")},
+        {"hunter.ops.redis_probe": {"url": "{{ wrong_redis_url }}", "checks": ["ping"], "ping_id": "REDIS-APP-PING"}},
     ], extravars={"db_password": app_pg.password, "redis_url": app_redis.url,
                   "wrong_redis_url": f"redis://:wrong-{uuid.uuid4().hex[:6]}@{app_redis.host}:{app_redis.port}/0"})
     assert r[0]["checks"]["HEALTH-READY"]["status"] == "fail" and r[0]["checks"]["HEALTH-DB"]["status"] == "fail"
@@ -294,4 +295,6 @@ def test_dependency_down_is_diagnosed_and_no_go(ansible, make_pg, make_redis, ma
     assert r[1]["checks"]["HEALTH-DIAG"]["message"].startswith("database unreachable: Connection refused")
     assert r[2]["down"] == ["database", "redis"]
     assert "redis: authentication failed" in r[2]["checks"]["HEALTH-DIAG"]["message"]
+    # HEALTH-DIAG and REDIS-APP-PING read the same URL alike and name the same fault the same way
+    assert r[2]["checks"]["HEALTH-DIAG"]["evidence"]["redis"]["error"] in r[3]["checks"]["REDIS-APP-PING"]["message"]
     assert_no_secret(run, app_pg.password, app_redis.password)

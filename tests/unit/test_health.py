@@ -5,6 +5,7 @@ import pytest
 
 from ansible_collections.hunter.ops.plugins.module_utils import health
 from ansible_collections.hunter.ops.plugins.module_utils.http import HttpResponse
+from ansible_collections.hunter.ops.plugins.module_utils.redis_client import target_from_url
 from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError
 from ansible_collections.hunter.ops.plugins.modules import dependency_diag, health_probe
 
@@ -253,7 +254,7 @@ def test_probe_body_condition_fails_a_200():
 # -- HEALTH-DIAG verdict ------------------------------------------------------------------------
 
 DB_OK = {"target": "hunter@h:5432/hunter", "ok": True, "result": "SELECT 1 returned 1"}
-REDIS_OK = {"target": "h:6379/0", "ok": True, "result": "PONG"}
+REDIS_OK = {"target": "h:6379 db 0", "ok": True, "result": "PONG"}
 
 
 def test_diag_names_the_dependency():
@@ -273,9 +274,25 @@ def test_diag_names_the_dependency():
     assert item["status"] == "skip"
 
 
-def test_redis_target_hides_credentials():
-    assert dependency_diag.redis_target("redis://:pw@10.0.0.6:6380/2") == "10.0.0.6:6380/2"
-    assert dependency_diag.redis_target("rediss://user:pw@r.example/0") == "r.example:6379/0 (TLS)"
+def test_diag_reads_the_redis_url_like_redis_probe():
+    """The URL goes through redis_client (as REDIS-APP-PING): target without credentials, errors
+    naming the module's option."""
+    assert target_from_url("redis_url", "redis://:pw@10.0.0.6:6380/2", 5).describe() == "10.0.0.6:6380 db 2"
+    assert target_from_url("redis_url", "rediss://user:pw@r.example/0", 5).describe() == \
+        "r.example:6379 db 0 (TLS, user user)"
+    with pytest.raises(ParameterError) as err:
+        target_from_url("redis_url", "redis://:pw@h:notaport/0", 5)
+    assert str(err.value).startswith("redis_url: ") and "pw" not in str(err.value)
+
+
+def test_diag_redis_problem_is_redis_clients_message():
+    refused = dict(REDIS_OK, ok=False, kind="refused",
+                   error="connection refused by h:6379 db 0 (is Redis running and listening there?)")
+    item, down = dependency_diag.diagnose(DB_OK, refused)
+    assert down == ["redis"]
+    assert item["message"] == "redis unreachable: " + refused["error"]  # the target is not repeated
+    item, _ = dependency_diag.diagnose(DB_OK, dict(refused, kind="oom", error="server refuses writes: OOM"))
+    assert item["message"] == "redis: server refuses writes: OOM (h:6379 db 0)"
 
 
 # -- concurrency: liveness/readiness count once startup has passed (Kubernetes) ------------------
