@@ -26,6 +26,7 @@ import subprocess
 
 from ansible_collections.hunter.ops.plugins.module_utils import envfile
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_text
+from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError
 
 SOURCES = ("process", "envfile", "container", "value")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -33,10 +34,6 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 class EnvSourceError(Exception):
     """The environment could not be read; str() says why, for the check's message."""
-
-
-class ParameterProblem(Exception):
-    """Bad input for one parameter (``param: problem``), for fail_json."""
 
 
 class EnvSnapshot(object):
@@ -78,22 +75,22 @@ SOURCE_REQUIRED_IF = [
 
 
 def check_source_params(params):
-    """Problems argument_spec cannot express; raises ParameterProblem naming the parameter."""
+    """Problems argument_spec cannot express; raises ParameterError naming the parameter."""
     if not _NAME.match(params.get("variable") or ""):
-        raise ParameterProblem("variable: %r is not an environment variable name" % params.get("variable"))
+        raise ParameterError("variable", "%r is not an environment variable name" % params.get("variable"))
     if params.get("process_match") is not None:
         try:
             re.compile(params["process_match"])
         except re.error as err:
-            raise ParameterProblem("process_match: invalid regular expression (%s)" % err)
+            raise ParameterError("process_match", "invalid regular expression (%s)" % err)
     if params.get("pid") is not None and params["pid"] <= 0:
-        raise ParameterProblem("pid: must be a positive process id, got %d" % params["pid"])
+        raise ParameterError("pid", "must be a positive process id, got %d" % params["pid"])
     if not params.get("docker_command"):
-        raise ParameterProblem("docker_command: must name the container CLI, e.g. [docker]")
+        raise ParameterError("docker_command", "must name the container CLI, e.g. [docker]")
     if not params.get("compose_command"):
-        raise ParameterProblem("compose_command: must name the compose CLI, e.g. [docker, compose]")
+        raise ParameterError("compose_command", "must name the compose CLI, e.g. [docker, compose]")
     if params.get("command_timeout") is not None and params["command_timeout"] <= 0:
-        raise ParameterProblem("command_timeout: must be greater than 0")
+        raise ParameterError("command_timeout", "must be greater than 0")
 
 
 def load(params, secrets=()):
@@ -244,19 +241,12 @@ def _from_env_files(paths):
     for raw_path in paths:
         optional = raw_path.startswith("-")  # systemd: EnvironmentFile=-/path may be missing
         path = raw_path[1:] if optional else raw_path
+        if optional and not os.path.exists(path):
+            continue
         try:
-            with open(path, "rb") as handle:
-                text = handle.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            if optional:
-                continue
-            raise EnvSourceError("environment file %s does not exist" % path)
-        except PermissionError:
-            raise EnvSourceError("permission denied reading %s: run the task as root (become: true) "
-                                 "or as the application's user" % path)
-        except OSError as err:
-            raise EnvSourceError("cannot read %s: %s" % (path, err.strerror or err))
-        variables.update(envfile.parse(text))
+            variables.update(envfile.load(path))
+        except envfile.EnvFileError as err:
+            raise EnvSourceError(str(err))
         read.append(path)
     if not read:
         raise EnvSourceError("none of the environment files exist (%s)" % ", ".join(paths))

@@ -41,6 +41,29 @@ def parse(text):
     return values
 
 
+class EnvFileError(Exception):
+    """An environment file that cannot be read; str() names the file (never a value)."""
+
+
+def load(path):
+    """{KEY: value} of the environment file at ``path``; EnvFileError when it cannot be read.
+
+    Bytes that are not UTF-8 are replaced rather than refused: one odd value must not hide the
+    variable the check is looking for.
+    """
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        raise EnvFileError("environment file %s does not exist" % path)
+    except PermissionError:
+        raise EnvFileError("permission denied reading %s: run the task as root (become: true) "
+                           "or as the application's user" % path)
+    except OSError as err:
+        raise EnvFileError("cannot read %s: %s" % (path, err.strerror or err))
+    return parse(raw.decode("utf-8", "replace"))
+
+
 def read(param, path):
     """Parse the file at ``path``; ParameterError naming ``param`` when it cannot be read."""
     path = os.path.expanduser(str(path or ""))
@@ -49,12 +72,9 @@ def read(param, path):
     if not os.path.isfile(path):
         raise ParameterError(param, "file %s does not exist" % path)
     try:
-        with open(path, "r") as handle:
-            return parse(handle.read())
-    except (IOError, OSError) as err:
-        raise ParameterError(param, "cannot read %s (%s)" % (path, err.strerror or err))
-    except UnicodeDecodeError:
-        raise ParameterError(param, "%s is not a text file" % path)
+        return load(path)
+    except EnvFileError as err:
+        raise ParameterError(param, str(err))
 
 
 def first_of(param, path, names):

@@ -90,6 +90,7 @@ from ansible_collections.hunter.ops.plugins.module_utils import app_env
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_data
 from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, check_item
 from ansible_collections.hunter.ops.plugins.module_utils.sentry import DEFAULT_VARIABLE, assess
+from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError
 
 
 def main():
@@ -101,7 +102,7 @@ def main():
     params = module.params
     try:
         app_env.check_source_params(params)
-    except app_env.ParameterProblem as err:
+    except ParameterError as err:
         module.fail_json(msg=str(err))
 
     started = time.monotonic()

@@ -285,7 +285,7 @@ def argument_spec():
 
 
 def validate(params):
-    """Cross-parameter rules; ParameterError / ParameterProblem name the parameter."""
+    """Cross-parameter rules; a ParameterError names the parameter."""
     params["api_url"] = url("api_url", params["api_url"])
     if not str(params["api_token"]).strip():
         raise ParameterError("api_token", "an API token is required (it is empty)")
@@ -492,7 +492,7 @@ def main():
                            required_if=list(app_env.SOURCE_REQUIRED_IF))
     try:
         validate(module.params)
-    except (ParameterError, app_env.ParameterProblem) as err:
+    except ParameterError as err:
         module.fail_json(msg=str(err))
     probe = SentryEventProbe(module)
     checks, latency, event_id = probe.run()

@@ -5,6 +5,7 @@ import pytest
 
 from ansible_collections.hunter.ops.plugins.module_utils import app_env
 from ansible_collections.hunter.ops.plugins.module_utils.sentry import assess, near_misses, validate_dsn
+from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError
 
 KEY = "0123456789abcdef0123456789abcdef"
 GOOD = f"https://{KEY}@o123.ingest.sentry.io/4505"
@@ -141,5 +142,5 @@ def test_source_parameter_problems_name_the_parameter(params, message):
     full = {"variable": "HUNTER_SENTRY_DSN", "docker_command": ["docker"], "compose_command": ["docker", "compose"],
             "command_timeout": 30.0}
     full.update(params)
-    with pytest.raises(app_env.ParameterProblem, match=message.replace("(", r"\(")):
+    with pytest.raises(ParameterError, match=message.replace("(", r"\(")):
         app_env.check_source_params(full)
