@@ -58,41 +58,43 @@ options:
     type: list
     elements: dict
     suboptions:
+      # The request options below are shared with legacy_endpoints (YAML merge, as in the argument spec).
+      <<: &request_options
+        path:
+          description: Path below O(base_url), starting with C(/).
+          type: str
+          required: true
+        method:
+          description: HTTP method.
+          type: str
+          default: GET
+          choices: [GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS]
+        query:
+          description: Query parameters.
+          type: dict
+          default: {}
+        json_body:
+          description: Request body, sent as JSON.
+          type: raw
+        headers:
+          description: Extra headers for this request.
+          type: dict
+          default: {}
+        latency_budget_ms:
+          description: V(warn) when the answer takes longer than this many milliseconds.
+          type: float
+        send_api_key:
+          description: Send O(api_key) with this request.
+          type: bool
+          default: true
       id:
         description: Checklist ID the request reports under, for example V(API-V1-SCAN).
         type: str
         required: true
-      path:
-        description: Path below O(base_url), starting with C(/).
-        type: str
-        required: true
-      method:
-        description: HTTP method.
-        type: str
-        default: GET
-        choices: [GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS]
-      query:
-        description: Query parameters.
-        type: dict
-        default: {}
-      json_body:
-        description: Request body, sent as JSON.
-        type: raw
-      headers:
-        description: Extra headers for this request.
-        type: dict
-        default: {}
       expected_status:
         description: Allowed status codes (V(200|401), V("200,401") or a list).
         type: raw
         required: true
-      latency_budget_ms:
-        description: V(warn) when the answer takes longer than this many milliseconds.
-        type: float
-      send_api_key:
-        description: Send O(api_key) with this request.
-        type: bool
-        default: true
   legacy_decision:
     description:
       - The documented decision about the unversioned legacy endpoints, V(removed) or V(supported).
@@ -106,37 +108,11 @@ options:
     type: list
     elements: dict
     suboptions:
-      path:
-        description: Path below O(base_url), starting with C(/).
-        type: str
-        required: true
-      method:
-        description: HTTP method.
-        type: str
-        default: GET
-        choices: [GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS]
-      query:
-        description: Query parameters.
-        type: dict
-        default: {}
-      json_body:
-        description: Request body, sent as JSON.
-        type: raw
-      headers:
-        description: Extra headers for this request.
-        type: dict
-        default: {}
+      <<: *request_options
       compare_with:
         description:
           - ID of the endpoint in O(endpoints) whose response this one must match structurally (V(API-COMPAT)).
         type: str
-      latency_budget_ms:
-        description: V(warn) when the answer takes longer than this many milliseconds.
-        type: float
-      send_api_key:
-        description: Send O(api_key) with this request.
-        type: bool
-        default: true
   legacy_removed_status:
     description:
       - Status codes that mean "removed" (V(410) may be added).
@@ -303,18 +279,10 @@ class ApiProbe(object):
         evidence["expected_status"] = ep["expected_status"]
         if resp is None:
             return SKIP, evidence["note"], evidence, None
-        what = resp.describe_request()
-        allowed = "|".join(str(c) for c in ep["expected_status"])
-        if resp.error:
-            return FAIL, "%s failed: %s" % (what, resp.error), evidence, resp
-        if resp.status not in ep["expected_status"]:
-            return FAIL, "%s answered %s (expected %s)" % (what, resp.status, allowed), evidence, resp
-        budget = ep["latency_budget_ms"]
-        if budget is not None and resp.duration_ms > budget:
-            message = "%s answered %s in %.0f ms, over its %.0f ms budget" % (what, resp.status, resp.duration_ms,
-                                                                              budget)
-            return WARN, message, evidence, resp
-        return PASS, "%s answered %s in %.1f ms" % (what, resp.status, resp.duration_ms), evidence, resp
+        status, outcome = judge(resp, ep, ep["expected_status"], "|".join(str(c) for c in ep["expected_status"]))
+        if status == PASS:
+            outcome += " in %.1f ms" % resp.duration_ms
+        return status, outcome, evidence, resp
 
     # -- legacy -----------------------------------------------------------------------
     def legacy_results(self, endpoints):
@@ -345,23 +313,13 @@ class ApiProbe(object):
         for ep, resp, ev in results:
             if resp is None:
                 outcomes.append("%s not sent (check mode)" % ev["request"])
-                status = max(status, SKIP, key=STATUS_RANK.get)
+                status = worst([status, SKIP])
                 continue
-            what = resp.describe_request()
-            if resp.error:
-                outcomes.append("%s failed: %s" % (what, resp.error))
-                status = FAIL
-            elif resp.status not in expected:
-                outcomes.append("%s answered %s (expected %s for '%s')" % (what, resp.status, allowed, decision))
-                status = FAIL
-            else:
-                outcomes.append("%s answered %s" % (what, resp.status))
-                budget = ep["latency_budget_ms"]
-                if budget is not None and resp.duration_ms > budget:
-                    outcomes[-1] += " in %.0f ms, over its %.0f ms budget" % (resp.duration_ms, budget)
-                    status = max(status, WARN, key=STATUS_RANK.get)
-                if decision == "supported" and not (ev.get("deprecation") or ev.get("sunset")):
-                    missing_deprecation.append(what)
+            answered, outcome = judge(resp, ep, expected, "%s for '%s'" % (allowed, decision))
+            outcomes.append(outcome)
+            status = worst([status, answered])
+            if answered != FAIL and decision == "supported" and not (ev.get("deprecation") or ev.get("sunset")):
+                missing_deprecation.append(resp.describe_request())
         message = "legacy decision '%s': %s" % (decision, "; ".join(outcomes))
         if status == PASS:
             message += " as expected"
@@ -410,6 +368,21 @@ class ApiProbe(object):
             return check_item(FAIL, "cannot compare v1 and legacy: " + " | ".join(unusable), evidence)
         return check_item(PASS, "v1 and legacy responses have the same structure (%d pair(s) compared)" % len(pairs),
                           evidence)
+
+
+def judge(resp, ep, expected, expectation):
+    """(status, one-line outcome) of one answered request: fail on an error or a status not in
+    ``expected`` (``expectation`` says what was expected), warn over the endpoint's latency budget."""
+    what = resp.describe_request()
+    if resp.error:
+        return FAIL, "%s failed: %s" % (what, resp.error)
+    if resp.status not in expected:
+        return FAIL, "%s answered %s (expected %s)" % (what, resp.status, expectation)
+    budget = ep["latency_budget_ms"]
+    if budget is not None and resp.duration_ms > budget:
+        return WARN, "%s answered %s in %.0f ms, over its %.0f ms budget" % (what, resp.status, resp.duration_ms,
+                                                                             budget)
+    return PASS, "%s answered %s" % (what, resp.status)
 
 
 def _not_comparable(resp, side):
