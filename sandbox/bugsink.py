@@ -14,7 +14,6 @@ from the API. Token and DSN live in memory and in a 0600 state file only.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -25,8 +24,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from sandbox.services import (LOOPBACK, REPO_ROOT, ManagedProcess, ServiceError, cache_dir,
-                              random_secret)
+from sandbox.cli import SandboxPlugin
+from sandbox.services import (LOOPBACK, REPO_ROOT, ManagedProcess, ServiceError, build_once,
+                              cache_dir, random_secret)
 
 BUGSINK_VENV = REPO_ROOT / ".venv-bugsink"
 API_PREFIX = "/api/canonical/0"
@@ -79,29 +79,21 @@ def _manage(venv: Path, workdir: Path, *args: str, env: dict | None = None,
 def template_dir(venv: Path = BUGSINK_VENV) -> Path:
     """Migrated SQLite databases for this Bugsink version, built once under a lock."""
     version = bugsink_version(venv)
-    template = cache_dir() / "bugsink-template" / version
-    if (template / "db.sqlite3").exists():
-        return template
-    template.parent.mkdir(parents=True, exist_ok=True)
-    with open(template.parent / f"{version}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (template / "db.sqlite3").exists():
-            return template
-        work = Path(tempfile.mkdtemp(prefix="hunter-bugsink-migrate-", dir=template.parent))
+
+    def migrate(staging: Path) -> None:
+        work = Path(tempfile.mkdtemp(prefix="hunter-bugsink-migrate-", dir=staging.parent))
         try:
             (work / "bugsink_conf.py").write_text(_CONF.format(host=LOOPBACK, port=8000))
             env = {"BUGSINK_SECRET_KEY": random_secret(32)}
             _manage(venv, work, "migrate", "--verbosity", "0", env=env)
             _manage(venv, work, "migrate", "snappea", "--database=snappea", "--verbosity", "0", env=env)
-            staging = template.with_name(template.name + ".tmp")
-            shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir()
             for name in ("db.sqlite3", "snappea.sqlite3"):
                 shutil.copy2(work / name, staging / name)
-            os.rename(staging, template)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    return template
+
+    return build_once(cache_dir() / "bugsink-template" / version, "db.sqlite3", migrate)
 
 
 class BugsinkServer(ManagedProcess):
@@ -273,7 +265,7 @@ class BugsinkServer(ManagedProcess):
         }
 
 
-class BugsinkPlugin:
+class BugsinkPlugin(SandboxPlugin):
     """`python -m sandbox start` service (sandbox/cli.py PLUGINS): Bugsink before the sample service.
 
     Sets the sample service's HUNTER_SENTRY_DSN and the inventory's hunter_sentry_* variables.
@@ -281,28 +273,15 @@ class BugsinkPlugin:
 
     name = "bugsink"
 
-    def _server(self, ctx, rec) -> BugsinkServer:
+    def server(self, ctx, rec) -> BugsinkServer:
         return BugsinkServer(ctx.service_dir(self.name), port=rec["port"])
 
     def start(self, ctx):
         server = BugsinkServer(ctx.service_dir(self.name))
-        ctx.record(self.name, {"port": server.port})
-        ctx.save()  # before starting: a failed start can still be cleaned up
-        server.start()
-        ctx.record(self.name).update(startup_seconds=round(server.startup_seconds or 0, 2),
-                                     project_id=server.project_id)
+        self.launch(ctx, server, {"port": server.port})
+        ctx.record(self.name)["project_id"] = server.project_id
         ctx.vars.update(server.inventory_vars())
         ctx.app_env["HUNTER_SENTRY_DSN"] = server.dsn
 
-    def stop(self, ctx):
-        rec = ctx.state["services"].get(self.name)
-        if rec:
-            self._server(ctx, rec).stop()
-
-    def status(self, ctx):
-        rec = ctx.state["services"].get(self.name)
-        if not rec:
-            return {"running": False, "detail": "not started"}
-        server = self._server(ctx, rec)
-        return {"running": server.is_running(),
-                "detail": f"{server.url} project={server.project_id} pid={server.pid}"}
+    def detail(self, server, rec):
+        return f"{server.url} project={server.project_id} pid={server.pid}"

@@ -11,8 +11,8 @@ State lives in .sandbox/ (gitignored; HUNTER_SANDBOX_DIR and HUNTER_SANDBOX_VARS
 move it and the vars file, for tests): state.json (0600: it holds the generated
 secrets), one directory per service with its logs and pidfile.
 
-Adding a service (Bugsink, moto S3, ...): write a class with `name`, `start(ctx)`,
-`stop(ctx)` and `status(ctx)` (see SandboxPlugin) in your own module, and add
+Adding a service (Bugsink, moto S3, ...): subclass SandboxPlugin in your own module
+(`name`, `start(ctx)`, `server(ctx, record)`, `detail(server, record)`), and add
 "module:attribute" to PLUGINS before the sample service, so the app environment
 (ctx.app_env, e.g. HUNTER_SENTRY_DSN) is complete when the service starts.
 """
@@ -99,38 +99,58 @@ def write_private(path: Path, text: str) -> None:
 
 
 class SandboxPlugin:
-    """Interface of a sandbox service (duck-typed; subclassing is optional)."""
+    """A sandbox service. `start` launches its server and records in the state what `server`
+    needs to find it again from another process (`python -m sandbox stop|status`)."""
 
     name = "service"
 
     def start(self, ctx: Context) -> None:
         raise NotImplementedError
 
-    def stop(self, ctx: Context) -> None:
+    def server(self, ctx: Context, rec: dict):
+        """The ManagedProcess this plugin's record `rec` describes."""
         raise NotImplementedError
+
+    def detail(self, server, rec: dict) -> str:
+        """One line for `status`, without secrets."""
+        raise NotImplementedError
+
+    def launch(self, ctx: Context, server, rec: dict):
+        """Record `rec`, save it before starting (a failed start can still be cleaned up), start."""
+        ctx.record(self.name, rec)
+        ctx.save()
+        server.start()
+        ctx.record(self.name)["startup_seconds"] = round(server.startup_seconds or 0, 2)
+        return server
+
+    def stop(self, ctx: Context) -> None:
+        rec = ctx.state["services"].get(self.name)
+        if rec:
+            self.server(ctx, rec).stop()
 
     def status(self, ctx: Context) -> dict:
         """{"running": bool, "detail": "<one line, no secrets>"}"""
-        raise NotImplementedError
+        rec = ctx.state["services"].get(self.name)
+        if not rec:
+            return {"running": False, "detail": "not started"}
+        server = self.server(ctx, rec)
+        return {"running": server.is_running(), "detail": self.detail(server, rec)}
 
 
 class PostgresPlugin(SandboxPlugin):
     name = "postgres"
 
-    def _server(self, ctx, rec) -> PostgresServer:
+    def server(self, ctx, rec) -> PostgresServer:
         return PostgresServer(ctx.service_dir(self.name), port=rec["port"], user=rec["user"],
                               password=rec["password"], database=rec["database"],
                               superuser_password=rec["superuser_password"], data_root=rec["root"])
 
     def start(self, ctx):
         server = PostgresServer(ctx.service_dir(self.name))
-        ctx.record(self.name, {"port": server.port, "user": server.user, "password": server.password,
-                               "database": server.database, "root": str(server.root),
-                               "superuser_password": server.superuser_password})
-        ctx.save()  # before starting: a failed start can still be cleaned up
-        server.start()
+        self.launch(ctx, server, {"port": server.port, "user": server.user, "password": server.password,
+                                  "database": server.database, "root": str(server.root),
+                                  "superuser_password": server.superuser_password})
         seed(server)
-        ctx.record(self.name)["startup_seconds"] = round(server.startup_seconds or 0, 2)
         ctx.vars.update({
             "hunter_app_db_host": server.host, "hunter_app_db_port": server.port,
             "hunter_app_db_name": server.database, "hunter_app_db_user": server.user,
@@ -141,49 +161,26 @@ class PostgresPlugin(SandboxPlugin):
         })
         ctx.app_env["HUNTER_DATABASE_URL"] = server.dsn
 
-    def stop(self, ctx):
-        rec = ctx.state["services"].get(self.name)
-        if rec:
-            self._server(ctx, rec).stop()
-
-    def status(self, ctx):
-        rec = ctx.state["services"].get(self.name)
-        if not rec:
-            return {"running": False, "detail": "not started"}
-        server = self._server(ctx, rec)
-        return {"running": server.is_running(),
-                "detail": f"127.0.0.1:{rec['port']} db={rec['database']} user={rec['user']} "
-                          f"pid={server.pid} data={server.datadir}"}
+    def detail(self, server, rec):
+        return f"127.0.0.1:{rec['port']} db={rec['database']} user={rec['user']} pid={server.pid} data={server.datadir}"
 
 
 class RedisPlugin(SandboxPlugin):
     name = "redis"
 
-    def _server(self, ctx, rec) -> RedisServer:
+    def server(self, ctx, rec) -> RedisServer:
         return RedisServer(ctx.service_dir(self.name), port=rec["port"], password=rec["password"])
 
     def start(self, ctx):
         server = RedisServer(ctx.service_dir(self.name), password=random_secret())
-        ctx.record(self.name, {"port": server.port, "password": server.password})
-        ctx.save()
-        server.start()
-        ctx.record(self.name)["startup_seconds"] = round(server.startup_seconds or 0, 2)
+        self.launch(ctx, server, {"port": server.port, "password": server.password})
         ctx.vars.update({"hunter_redis_host": server.host, "hunter_redis_port": server.port,
                          "hunter_redis_db": 0, "hunter_redis_password": server.password,
                          "hunter_app_redis_url": server.url})
         ctx.app_env["HUNTER_REDIS_URL"] = server.url
 
-    def stop(self, ctx):
-        rec = ctx.state["services"].get(self.name)
-        if rec:
-            self._server(ctx, rec).stop()
-
-    def status(self, ctx):
-        rec = ctx.state["services"].get(self.name)
-        if not rec:
-            return {"running": False, "detail": "not started"}
-        server = self._server(ctx, rec)
-        return {"running": server.is_running(), "detail": f"127.0.0.1:{rec['port']} pid={server.pid}"}
+    def detail(self, server, rec):
+        return f"127.0.0.1:{rec['port']} pid={server.pid}"
 
 
 def _port_free(port: int) -> bool:
@@ -198,7 +195,7 @@ class SampleServicePlugin(SandboxPlugin):
     legacy_decision = "removed"
     environment = "production"
 
-    def _service(self, ctx, rec) -> SampleService:
+    def server(self, ctx, rec) -> SampleService:
         return SampleService(ctx.service_dir(self.name), port=rec["port"], env=rec.get("env", {}))
 
     def start(self, ctx):
@@ -206,11 +203,8 @@ class SampleServicePlugin(SandboxPlugin):
         port = 8000 if _port_free(8000) else free_port()
         env = dict(ctx.app_env, HUNTER_API_KEYS=api_key, HUNTER_ENVIRONMENT=self.environment,
                    HUNTER_LEGACY=self.legacy_decision, HUNTER_SANDBOX_ADMIN="1")
-        service = SampleService(ctx.service_dir(self.name), port=port, env=env)
-        ctx.record(self.name, {"port": port, "env": env})
-        ctx.save()
-        service.start()
-        ctx.record(self.name)["startup_seconds"] = round(service.startup_seconds or 0, 2)
+        service = self.launch(ctx, SampleService(ctx.service_dir(self.name), port=port, env=env),
+                              {"port": port, "env": env})
         # The app's environment as an operator would keep it (docker compose .env style).
         env_file = ctx.service_dir(self.name) / "app.env"
         write_private(env_file, "".join(f"{k}={v}\n" for k, v in sorted(env.items())))
@@ -220,19 +214,9 @@ class SampleServicePlugin(SandboxPlugin):
                          "hunter_app_env_file": str(env_file),
                          "hunter_app_pidfile": str(service.pid_path)})
 
-    def stop(self, ctx):
-        rec = ctx.state["services"].get(self.name)
-        if rec:
-            self._service(ctx, rec).stop()
-
-    def status(self, ctx):
-        rec = ctx.state["services"].get(self.name)
-        if not rec:
-            return {"running": False, "detail": "not started"}
-        service = self._service(ctx, rec)
-        return {"running": service.is_running(),
-                "detail": f"{service.url} pid={service.pid} environment={rec['env'].get('HUNTER_ENVIRONMENT')} "
-                          f"legacy={rec['env'].get('HUNTER_LEGACY')}"}
+    def detail(self, server, rec):
+        return (f"{server.url} pid={server.pid} environment={rec['env'].get('HUNTER_ENVIRONMENT')} "
+                f"legacy={rec['env'].get('HUNTER_LEGACY')}")
 
 
 def load_plugins() -> list:

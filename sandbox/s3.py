@@ -8,6 +8,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
+from sandbox.cli import SandboxPlugin
 from sandbox.services import ManagedProcess, random_secret, venv_python
 
 REGION = "us-east-1"
@@ -76,7 +77,7 @@ class MotoServer(ManagedProcess):
             pass
 
 
-class S3Plugin:
+class S3Plugin(SandboxPlugin):
     """`python -m sandbox start` plugin: moto S3 with a bucket, and where backups go locally.
 
     Writes hunter_backup_dir and hunter_backup_s3_* (docs/INVENTORY.md) for pg_backup and the
@@ -86,19 +87,16 @@ class S3Plugin:
     bucket = "hunter-backups"
     prefix = "local/"
 
-    def _server(self, ctx, rec) -> MotoServer:
+    def server(self, ctx, rec) -> MotoServer:
         return MotoServer(ctx.service_dir(self.name), port=rec["port"], access_key=rec["access_key"],
                           secret_key=rec["secret_key"])
 
     def start(self, ctx) -> None:
         server = MotoServer(ctx.service_dir(self.name))
-        ctx.record(self.name, {"port": server.port, "access_key": server.access_key,
-                               "secret_key": server.secret_key})
-        ctx.save()
-        server.start()
+        self.launch(ctx, server, {"port": server.port, "access_key": server.access_key,
+                                  "secret_key": server.secret_key})
         server.create_bucket(self.bucket)
         (ctx.service_dir("backup-schedule") / "cron.d").mkdir(parents=True, exist_ok=True)
-        ctx.record(self.name)["startup_seconds"] = round(server.startup_seconds or 0, 2)
         schedule_dir = ctx.service_dir("backup-schedule")
         ctx.vars.update({
             "hunter_backup_dir": str(ctx.state_dir / "backups"),
@@ -114,15 +112,5 @@ class S3Plugin:
             "hunter_backup_s3_secret_key": server.secret_key,
         })
 
-    def stop(self, ctx) -> None:
-        rec = ctx.state["services"].get(self.name)
-        if rec:
-            self._server(ctx, rec).stop()
-
-    def status(self, ctx) -> dict:
-        rec = ctx.state["services"].get(self.name)
-        if not rec:
-            return {"running": False, "detail": "not started"}
-        server = self._server(ctx, rec)
-        return {"running": server.is_running(),
-                "detail": f"{server.endpoint_url} bucket={self.bucket} prefix={self.prefix} pid={server.pid}"}
+    def detail(self, server, rec) -> str:
+        return f"{server.endpoint_url} bucket={self.bucket} prefix={self.prefix} pid={server.pid}"

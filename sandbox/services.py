@@ -93,6 +93,27 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def build_once(template: Path, marker: str, build: Callable[[Path], None]) -> Path:
+    """The cached directory `template`, made by `build(staging)` the first time only.
+
+    Concurrent test sessions take a lock beside it and build once; `build` fills a staging
+    directory that is renamed into place, so a half-built cache never has `marker` (a file
+    `build` writes last or copies in) and is rebuilt.
+    """
+    if (template / marker).exists():
+        return template
+    template.parent.mkdir(parents=True, exist_ok=True)
+    with open(template.with_name(template.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (template / marker).exists():
+            return template
+        staging = template.with_name(template.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        build(staging)
+        os.rename(staging, template)
+    return template
+
+
 def tail(path: Path, lines: int = 20) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -279,15 +300,9 @@ def pg_template(bindir: Path) -> Path:
     major = subprocess.run([str(bindir / "pg_config"), "--version"], capture_output=True,
                            text=True).stdout.split()[1].split(".")[0] \
         if (bindir / "pg_config").exists() else bindir.parent.name
-    template = cache_dir() / f"pg-template-{major}"
-    if (template / "PG_VERSION").exists():
-        return template
-    template.parent.mkdir(parents=True, exist_ok=True)
-    with open(template.parent / f"pg-template-{major}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (template / "PG_VERSION").exists():
-            return template
-        work = Path(tempfile.mkdtemp(prefix="hunter-pg-initdb-"))
+
+    def initdb(staging: Path) -> None:
+        work = Path(tempfile.mkdtemp(prefix="hunter-pg-initdb-"))  # where the postgres user can reach
         try:
             _chown_postgres(work)
             data = work / "data"
@@ -298,13 +313,11 @@ def pg_template(bindir: Path) -> Path:
                 capture_output=True, text=True)
             if result.returncode != 0:
                 raise ServiceError(f"initdb failed: {result.stderr.strip()}")
-            staging = template.with_name(template.name + ".tmp")
-            shutil.rmtree(staging, ignore_errors=True)
             subprocess.run(["cp", "-a", str(data), str(staging)], check=True)
-            os.rename(staging, template)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    return template
+
+    return build_once(cache_dir() / f"pg-template-{major}", "PG_VERSION", initdb)
 
 
 class PostgresServer(ManagedProcess):
