@@ -189,24 +189,14 @@ EXTRA = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--all", action="store_true", help="also the extra configurations")
-    parser.add_argument("--scale", type=int, default=100, help="pgbench scale")
-    parser.add_argument("--jsonb-mb", type=int, default=500, help="size of the jsonb table")
-    parser.add_argument("--json", type=Path, help="also write the raw results here")
-    parser.add_argument("--build-only", action="store_true", help="build (or check) the database and stop")
-    args = parser.parse_args()
-
-    configs = dict(CONFIGS, **(EXTRA if args.all else {}))
+def measure(args, configs) -> tuple[dict, dict]:
     was_running = cluster_running()
     server = dbgen.bench_server()
     try:
         facts = ensure_db(server, args.scale, args.jsonb_mb)
         print(f"[bench] {facts}")
         if args.build_only:
-            return
+            sys.exit(0)
         runs: dict[str, list[dict]] = {name: [] for name in configs}
         names = list(configs)
         for rep in range(args.repeat):
@@ -226,10 +216,25 @@ def main() -> None:
                 print(f"[bench] rep {rep + 1} {name:<12} {run['seconds']:6.1f} s  {run['size_bytes'] / 1e6:7.1f} MB")
                 shutil.rmtree(workdir, ignore_errors=True)
     finally:
-        if not was_running:  # another benchmark may be using the shared cluster
+        if not was_running:  # it was started here; one found running is left so
             server.stop()
         shutil.rmtree(OUT, ignore_errors=True)
+    return facts, runs
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--all", action="store_true", help="also the extra configurations")
+    parser.add_argument("--scale", type=int, default=100, help="pgbench scale")
+    parser.add_argument("--jsonb-mb", type=int, default=500, help="size of the jsonb table")
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--build-only", action="store_true", help="build (or check) the database and stop")
+    args = parser.parse_args()
+
+    configs = dict(CONFIGS, **(EXTRA if args.all else {}))
+    with dbgen.exclusive():  # benchmarks take turns on the shared cluster
+        facts, runs = measure(args, configs)
     base_s = statistics.median(r["seconds"] for r in runs["runbook"])
     base_b = statistics.median(r["size_bytes"] for r in runs["runbook"])
     print()
