@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sandbox.cli import SandboxPlugin
 from sandbox.services import (LOOPBACK, REPO_ROOT, ManagedProcess, ServiceError, build_once,
-                              cache_dir, random_secret)
+                              cache_dir, random_secret, write_private)
 
 BUGSINK_VENV = REPO_ROOT / ".venv-bugsink"
 API_PREFIX = "/api/canonical/0"
@@ -241,7 +241,7 @@ class BugsinkServer(ManagedProcess):
     def _save_state(self) -> None:
         state = {"token": self.token, "team_id": self.team_id, "project_id": self.project_id,
                  "dsn": self.dsn, "secret_key": self._secret_key}
-        self.write_private(self.state_path, json.dumps(state))
+        write_private(self.state_path, json.dumps(state))
 
     def _load_state(self) -> None:
         """Pick up a server started earlier (by `python -m sandbox start` in another process)."""

@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from sandbox.services import (REPO_ROOT, PostgresServer, RedisServer, SampleService, free_port,
-                              random_secret, seed)
+                              random_secret, seed, write_private)
 
 STATE_DIR = Path(os.environ.get("HUNTER_SANDBOX_DIR", REPO_ROOT / ".sandbox"))
 VARS_FILE = Path(os.environ.get(
@@ -88,14 +88,6 @@ class Context:
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         write_private(self.state_file, json.dumps(self.state, indent=2, sort_keys=True) + "\n")
-
-
-def write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
 
 
 class SandboxPlugin:

@@ -93,6 +93,16 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def write_private(path: Path, text: str) -> Path:
+    """Write a file only its owner can read (it holds secrets), creating its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)  # O_CREAT's mode does not apply to a file that already existed
+    return path
+
+
 def build_once(template: Path, marker: str, build: Callable[[Path], None]) -> Path:
     """The cached directory `template`, made by `build(staging)` the first time only.
 
@@ -161,14 +171,6 @@ class ManagedProcess:
     @property
     def pid_path(self) -> Path:
         return self.base_dir / f"{self.name}-{self.port}.pid"
-
-    def write_private(self, path: Path, text: str) -> Path:
-        """Write a file readable by its owner only (configs holding secrets)."""
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(path, 0o600)
-        return path
 
     # -- lifecycle ------------------------------------------------------------
     @property
@@ -523,7 +525,7 @@ class RedisServer(ManagedProcess):
             lines.append(f"replicaof {self.replicaof[0]} {self.replicaof[1]}")
         if self.masterauth:
             lines.append(f"masterauth {self.masterauth}")
-        self.write_private(self.config_path, "\n".join(lines) + "\n")
+        write_private(self.config_path, "\n".join(lines) + "\n")
 
     def command(self) -> list[str]:
         return [shutil.which("redis-server") or "redis-server", str(self.config_path),

@@ -16,6 +16,8 @@ from typing import Any, Iterable
 
 import yaml
 
+from sandbox.services import write_private as _write_private
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 INPUT_DIRS = ("env", "inventory", "project")  # what the harness writes, holding secrets
@@ -35,14 +37,6 @@ class _Dumper(yaml.SafeDumper):
 
 _Dumper.add_representer(
     Unsafe, lambda dumper, value: dumper.represent_mapping("!unsafe", dict(value)))
-
-
-def _write_private(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    return path
 
 
 @dataclass
