@@ -6,9 +6,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-# Documentation: failed_checks.yml and checks_from.yml beside this file.
+# Documentation: failed_checks.yml, checks_from.yml and role_check_ids.yml beside this file.
 
 from ansible.errors import AnsibleFilterError
+
+from ansible_collections.hunter.ops.plugins.module_utils.checklist import ids_of_role
 
 
 def checks_from(result, ids):
@@ -36,6 +38,17 @@ def failed_checks(ids, message):
     return dict((str(i), {"status": "fail", "message": text, "evidence": {"error": text}}) for i in ids)
 
 
+def role_check_ids(role, groups=None):
+    """The checklist IDs a role owns, from the catalogue (module_utils/checklist.py), so playbooks
+    and roles never keep their own copy of the list."""
+    if groups is not None and not isinstance(groups, (list, tuple)):
+        raise AnsibleFilterError("role_check_ids: groups must be a list of group names, e.g. group_names")
+    ids = ids_of_role(str(role))
+    if not ids:
+        raise AnsibleFilterError("role_check_ids: no checklist ID belongs to role %r" % (role,))
+    return ids_of_role(str(role), groups)
+
+
 class FilterModule(object):
     def filters(self):
-        return {"failed_checks": failed_checks, "checks_from": checks_from}
+        return {"failed_checks": failed_checks, "checks_from": checks_from, "role_check_ids": role_check_ids}
