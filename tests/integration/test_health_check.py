@@ -259,6 +259,8 @@ def test_dependency_down_is_diagnosed_and_no_go(ansible, make_pg, make_redis, ma
     inventory = {"all": {"children": {"app": {"hosts": {
         "app-redis-down": app_host(service, app_pg, app_redis.url),
         "app-bad-input": app_host(service, app_pg, app_redis.url, health_check_ready_status="2OO"),
+        # the role's argument validation fails: the failure (which shows the argument spec) holds no secret
+        "app-invalid": app_host(service, app_pg, app_redis.url, health_check_diag_enabled="maybe"),
     }}}}}
     run = ansible.run_playbook(PLAYBOOK, inventory, extravars={"hunter_ops_required_checks": REQUIRED})
     assert run.rc != 0
@@ -274,6 +276,9 @@ def test_dependency_down_is_diagnosed_and_no_go(ansible, make_pg, make_redis, ma
     assert bad["HEALTH-READY"]["status"] == "fail"
     assert "ready_status: HTTP status codes must be numbers" in bad["HEALTH-READY"]["message"]
     assert {bad[i]["status"] for i in PROBE_IDS} == {"fail"}
+    invalid = report_items(run, "app-invalid")
+    assert {invalid[i]["status"] for i in HEALTH_IDS} == {"fail"}
+    assert "health_check_diag_enabled" in invalid["HEALTH-DIAG"]["message"]
     assert_no_secret(run, app_pg.password, app_redis.password)
 
     # PostgreSQL stopped (Redis back): HEALTH-DIAG names the database; a wrong Redis password is named too.

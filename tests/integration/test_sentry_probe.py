@@ -333,6 +333,9 @@ def test_role_in_the_preflight_report_keeps_every_secret_out(ansible, tmp_path, 
                          hunter_sentry_api_token=bugsink.token),
         "app-bad": dict(common, hunter_sentry_dsn_source="value", hunter_sentry_dsn=rejected,
                         hunter_sentry_api_token="e" * 40),
+        # the role's argument validation fails: the failure (which shows the argument spec) holds no secret
+        "app-invalid": dict(common, hunter_sentry_dsn_source="value", hunter_sentry_dsn=rejected,
+                            hunter_sentry_api_token="e" * 40, sentry_probe_alerts="maybe"),
     }}}}}
     run = ansible.run_playbook(PLAYBOOK, inventory)
     assert run.report is not None, run.stdout[-3000:]
@@ -344,6 +347,9 @@ def test_role_in_the_preflight_report_keeps_every_secret_out(ansible, tmp_path, 
     assert items[("app-bad", "SENTRY-DSN")]["status"] == "pass"  # well-formed, just rejected by the server
     assert "HTTP 403" in items[("app-bad", "SENTRY-EVENT")]["message"]
     assert items[("app-bad", "SENTRY-ALERTS")]["status"] == "fail"
+    for check_id in ["SENTRY-DSN", *EVENT_IDS]:
+        invalid = items[("app-invalid", check_id)]
+        assert invalid["status"] == "fail" and "sentry_probe_alerts" in invalid["message"], invalid
     report_md = (run.report_path.parent / "report.md").read_text()
     assert "SENTRY-EVENT" in report_md
     assert_no_secret(run, *secrets_of(rejected, "1" * 32, "e" * 40))
