@@ -156,6 +156,13 @@ class PostgresPlugin(SandboxPlugin):
     def detail(self, server, rec):
         return f"127.0.0.1:{rec['port']} db={rec['database']} user={rec['user']} pid={server.pid} data={server.datadir}"
 
+    def stop(self, ctx):
+        # Stop drops the state, so nothing can reattach to the cluster: delete its files too
+        # (they may live in /tmp, outside the state dir, when postgres cannot reach it).
+        rec = ctx.state["services"].get(self.name)
+        if rec:
+            self.server(ctx, rec).destroy()
+
 
 class RedisPlugin(SandboxPlugin):
     name = "redis"
