@@ -17,7 +17,7 @@ In one run, alternating the order on every repetition (warm cache for both, no o
 Reported: median wall time and size of each, the speed-up and the size ratio against the runbook
 (targets: >= 2.5x faster, <= 1.2x the size).
 
-    .venv/bin/python bench/backup_bench.py [--repeat 3] [--all] [--scale 100] [--jsonb-mb 500]
+    .venv/bin/python bench/backup_bench.py [--repeat 3] [--all | --only default,bare-dir] [--scale 100] [--jsonb-mb 500]
 """
 from __future__ import annotations
 
@@ -230,9 +230,17 @@ def main() -> None:
     parser.add_argument("--jsonb-mb", type=int, default=500, help="size of the jsonb table")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--build-only", action="store_true", help="build (or check) the database and stop")
+    parser.add_argument("--only", help="comma-separated extra configurations (runbook and default always run): "
+                                       + ", ".join(list(CONFIGS) + list(EXTRA)))
     args = parser.parse_args()
 
-    configs = dict(CONFIGS, **(EXTRA if args.all else {}))
+    configs = dict(CONFIGS, **(EXTRA if args.all or args.only else {}))
+    if args.only:
+        wanted = {"runbook", "default"} | set(args.only.split(","))
+        unknown = wanted - set(configs)
+        if unknown:
+            parser.error("unknown configuration(s): " + ", ".join(sorted(unknown)))
+        configs = {k: v for k, v in configs.items() if k in wanted}
     with dbgen.exclusive():  # benchmarks take turns on the shared cluster
         facts, runs = measure(args, configs)
     base_s = statistics.median(r["seconds"] for r in runs["runbook"])
