@@ -34,8 +34,8 @@ extends_documentation_fragment:
 options:
   backup_dir:
     description:
-      - Directory for backups on the host running the module; created with mode C(0700) when missing.
-        Backup files are C(0600).
+      - Directory for backups on the host running the module, an absolute path; created with mode C(0700) when
+        missing. Backup files are C(0600).
     type: path
     required: true
   label:
@@ -301,6 +301,9 @@ def validate_plan(params):
                              % (params["label"],))
     if not params["db_name"]:
         raise ParameterError("db_name", "the database to back up is required")
+    if not os.path.isabs(params["backup_dir"]):
+        raise ParameterError("backup_dir", "must be an absolute path (where a module runs is not the project), "
+                                           "got %r" % (params["backup_dir"],))
     if params["timeout"] < 1:
         raise ParameterError("timeout", "must be at least 1 second")
     if params["lock_timeout"] < 0:

@@ -203,7 +203,7 @@ def test_second_lock_waits_then_fails_clearly(tmp_path):
 def params(**over):
     base = dict(format="directory", compression=None, compression_level=None, compressor="auto", jobs=0,
                 mode="direct", container=None, extra_options=[], label="pre_v1.0", db_name="hunter", timeout=60,
-                lock_timeout=5)
+                lock_timeout=5, backup_dir="/var/backups/hunter")
     base.update(over)
     return base
 
@@ -233,6 +233,7 @@ def test_plain_with_gzip_is_plain_gzip_and_plain_defaults_to_no_compression():
     (dict(extra_options=["password=secret"]), "extra_options", "looks like a password"),
     (dict(label="pre v1"), "label", "letters, digits"),
     (dict(db_name=""), "db_name", "required"),
+    (dict(backup_dir="backups"), "backup_dir", "absolute path"),
 ])
 def test_bad_settings_name_the_parameter(over, param, text):
     with pytest.raises(ParameterError) as err:
