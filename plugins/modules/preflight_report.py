@@ -24,13 +24,13 @@ author:
 options:
   results:
     description:
-      - Check items per host, as C({host: {ID: {status, message, evidence}}}).
+      - "Check items per host, as C({host: {ID: {status, message, evidence}}})."
     type: dict
     required: true
   host_groups:
     description:
-      - Groups of every inventory host (C({host: [group, ...]})), to tell "no host in group" from
-        "a host reported nothing".
+      - 'Groups of every inventory host (C({host: [group, ...]})), to tell "no host in group" from
+        "a host reported nothing".'
     type: dict
     default: {}
   required:
@@ -249,8 +249,9 @@ def markdown(meta, rows, verdict, blocking, counts, decisions, required):
         out.append("|---|---|---|---|")
         for r in rows:
             if r["section"] == section:
-                out.append("| %s | %s%s | %s | %s |" % (STATUS_MARK[r["status"]], r["id"], " *" if r["required"] else "",
-                                                       _md_cell(r["host"]), _md_cell(r["message"])))
+                out.append("| %s | %s%s | %s | %s |" % (
+                    STATUS_MARK[r["status"]], r["id"], " *" if r["required"] else "",
+                    _md_cell(r["host"]), _md_cell(r["message"])))
         out.append("")
     out.append("## Evidence")
     out.append("")

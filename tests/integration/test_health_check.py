@@ -177,7 +177,7 @@ def test_probe_cases_against_the_sample_service(ansible, sample_service, silent_
 
 def test_alternative_body_shape_by_configuration(ansible, service_config):
     service_config.configure(health_shape="checks")
-    _, r = ansible.run_tasks([
+    dummy, r = ansible.run_tasks([
         probe(base_url=service_config.url, expected_environment="production"),
         probe(base_url=service_config.url, expected_environment="production",
               assertions=CHECKS_SHAPE_VARS["health_check_assertions"], environment_query=""),
@@ -200,7 +200,7 @@ def test_startup_polling_like_a_startup_probe(ansible, service_config):
         return {"ansible.builtin.uri": {"url": service_config.url + "/_sandbox/config", "method": "PUT",
                                         "body_format": "json", "body": {"startup_delay": seconds}}}
 
-    _, r = ansible.run_tasks([
+    dummy, r = ansible.run_tasks([
         set_delay(3),
         probe(base_url=service_config.url, expected_environment="production", startup_timeout=20,
               startup_interval=0.5),
@@ -233,7 +233,7 @@ def test_all_green_is_go(ansible, sample_service, make_service, pg, redis_server
     assert run.report["verdict"] == "GO"
     runbook, checks = report_items(run, "app-runbook"), report_items(run, "app-checks")
     assert {i: runbook[i]["status"] for i in HEALTH_IDS} == dict(dict.fromkeys(PROBE_IDS, "pass"),
-                                                               **{"HEALTH-DIAG": "skip"})
+                                                                 **{"HEALTH-DIAG": "skip"})
     assert runbook["HEALTH-DIAG"]["message"] == "not needed: ready and startup passed"
     assert checks["HEALTH-DB"]["status"] == "pass" and checks["HEALTH-REDIS"]["status"] == "pass"
     assert checks["HEALTH-ENV"]["status"] == "skip"

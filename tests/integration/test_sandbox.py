@@ -35,19 +35,19 @@ def test_health_endpoints_answer_in_the_runbook_shape(sample_service):
 def test_v1_endpoints_keys_and_errors(sample_service, api_key):
     assert get(sample_service, "/api/v1/leads")[0] == 401
     assert get(sample_service, "/api/v1/leads", key="wrong")[0] == 401
-    status, _, body = get(sample_service, "/api/v1/leads", key=api_key)
+    status, dummy, body = get(sample_service, "/api/v1/leads", key=api_key)
     assert status == 200 and body["count"] == 50 and body["leads"][0]["domain"] == "example.com"
 
-    status, _, body = get(sample_service, "/api/v1/scan?domain=example.com", key=api_key)
+    status, dummy, body = get(sample_service, "/api/v1/scan?domain=example.com", key=api_key)
     assert status == 200 and body["known"] is True and len(body["signals"]) == 8
     assert get(sample_service, "/api/v1/scan?domain=not_a..domain", key=api_key)[0] == 400
     assert get(sample_service, "/api/v1/scan", key=api_key)[0] == 400
-    status, _, body = sample_service.request(
+    status, dummy, body = sample_service.request(
         "POST", "/api/v1/scan", {"domain": "nonexistent-test-domain-12345.invalid"},
         headers={"X-API-Key": api_key})
     assert status == 200 and body["known"] is False
 
-    status, _, body = get(sample_service, "/api/v1/leads/example.com/sales-summary", key=api_key)
+    status, dummy, body = get(sample_service, "/api/v1/leads/example.com/sales-summary", key=api_key)
     assert status == 200 and body["signals"] == 8
     assert get(sample_service, "/api/v1/leads/unknown.example/sales-summary", key=api_key)[0] == 404
     assert get(sample_service, "/api/v1/leads/example.com/sales-summary")[0] == 401
@@ -101,14 +101,14 @@ def test_ready_degrades_per_dependency_and_live_stays_up(make_pg, make_redis, ma
     assert get(service, "/healthz/ready")[0::2] == (200, RUNBOOK_OK)
 
     cache.kill()
-    status, _, body = get(service, "/healthz/ready")
+    status, dummy, body = get(service, "/healthz/ready")
     assert status == 503 and body["status"] == "degraded"
     assert body["db"] == {"status": "ok"} and body["redis"] == {"status": "error"}
     assert get(service, "/healthz/live")[0::2] == (200, {"status": "ok"})
 
     pg.kill()
     assert not pg.is_running()
-    status, _, body = get(service, "/healthz/startup")
+    status, dummy, body = get(service, "/healthz/startup")
     assert status == 503 and body["db"] == {"status": "error"}
     assert get(service, "/healthz/live")[0] == 200
 
@@ -140,8 +140,8 @@ def test_postgres_roles_auth_and_seed(pg):
 
 
 def test_redis_password_and_extra_args(make_redis):
-    server = make_redis(password="s3cret-redis", extra_args=("--maxmemory", "2mb",
-                                                            "--maxmemory-policy", "noeviction"))
+    server = make_redis(password="s3cret-redis",
+                        extra_args=("--maxmemory", "2mb", "--maxmemory-policy", "noeviction"))
     assert server.client().config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(host=server.host, port=server.port, socket_timeout=2).ping()
@@ -206,7 +206,7 @@ def test_demo_sandbox_cli_start_status_stop(tmp_path, venv_python, repo_root):
 
     def cli(*args):
         return subprocess.run([str(venv_python), "-m", "sandbox", *args], cwd=repo_root, env=env,
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, check=False)
 
     started = cli("start")
     try:
@@ -237,7 +237,7 @@ def test_demo_sandbox_cli_start_status_stop(tmp_path, venv_python, repo_root):
                                      headers={"X-API-Key": values["hunter_api_key"]})
         with urllib.request.urlopen(req, timeout=5) as resp:
             assert resp.status == 200
-        argv = subprocess.run(["ps", "axww", "-o", "args"], capture_output=True, text=True).stdout
+        argv = subprocess.run(["ps", "axww", "-o", "args"], capture_output=True, text=True, check=False).stdout
         assert_no_secret(argv, *secrets_)
     finally:
         stopped = cli("stop")

@@ -71,7 +71,7 @@ def secrets_of(bugsink, api_key):
 
 
 def test_dsn_sources_and_method_a_against_bugsink(ansible, tmp_path, bugsink, sentry_app, secrets_of,
-                                                   assert_no_secret):
+                                                  assert_no_secret):
     """SENTRY-DSN from the running process (pid, pidfile, command-line match) and env files, malformed
     DSNs named precisely, then method A: sentry-sdk with the DSN read from the process, found in Bugsink."""
     env_file = tmp_path / "app.env"
@@ -145,7 +145,7 @@ def test_dsn_sources_and_method_a_against_bugsink(ansible, tmp_path, bugsink, se
 
 
 def test_methods_b_and_c_through_the_sample_service(ansible, tmp_path, bugsink, sentry_app, api_key, secrets_of,
-                                                     assert_no_secret):
+                                                    assert_no_secret):
     """Method B: the app's POST /debug/test-error with X-API-Key, found by the event id it returns and,
     without it, by its probe_id tag; method C: a request the app fails on (an injected 500 on /api/v1/scan)."""
     sentry_app.configure(faults="scan:500")
@@ -201,7 +201,7 @@ def test_rejections_fail_fast_with_the_reason(ansible, tmp_path, bugsink, sentry
     ]
     began = time.monotonic()
     run, results = ansible.run_tasks(tasks, {"bs_token": bugsink.token, "app_key": api_key,
-                                                        "good": bugsink.dsn, **wrong})
+                                             "good": bugsink.dsn, **wrong})
     took = time.monotonic() - began
     wrong_key, wrong_project, down, api_down, bad_token, malformed_token, unknown_project = results
 
@@ -448,11 +448,11 @@ class _FakeSentryHandler(http.server.BaseHTTPRequestHandler):
         if segments[:3] == ["api", "0", "projects"] and segments[5:] == ["rules"]:
             return self._answer(200, self.server.rules.get(segments[4], []))
         if segments[:3] == ["api", "0", "projects"] and segments[5:] == ["issues"]:
-            key, _, value = query.get("query", "").partition(":")
+            key, dummy, value = query.get("query", "").partition(":")
             hit = any((e.get("tags") or {}).get(key) == value for e in self.server.events.values())
             return self._answer(200, [{"id": "1341191803", "shortId": "HUNTER-1", "title": "x"}] if hit else [])
         if segments[:3] == ["api", "0", "organizations"] and segments[4] == "issues" and segments[6:] == ["events"]:
-            key, _, value = query.get("query", "").partition(":")
+            key, dummy, value = query.get("query", "").partition(":")
             found = [self.server.api_event(e) for e in self.server.events.values()
                      if (e.get("tags") or {}).get(key) == value]
             return self._answer(200, found)

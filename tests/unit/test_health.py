@@ -63,7 +63,7 @@ def test_poll_gives_up_at_the_timeout_when_warmup_is_longer():
 
 def test_poll_ready_exactly_at_the_deadline_passes():
     clock = FakeClock()
-    attempt, _ = attempts_until(clock, ready_at=105.0)
+    attempt, dummy = attempts_until(clock, ready_at=105.0)
     poll = health.poll_until(attempt, lambda s: s == 200, timeout_s=5, interval_s=2,
                              clock=clock.clock, sleep=clock.sleep)
     assert not poll.timed_out and poll.polls == 4
@@ -245,7 +245,7 @@ def test_probe_body_condition_fails_a_200():
     opts = health_probe.parse_options(params(assertions={"HEALTH-READY": "status == 'ready'"}))
     opts.update(body_from=["ready"], expected_environment=None)
     outcomes = {"ready": (response(200, '{"status": "ok"}'), 1, None, None)}
-    checks, _ = health_probe.build_checks(opts, outcomes)
+    checks, dummy = health_probe.build_checks(opts, outcomes)
     assert checks["HEALTH-READY"]["status"] == "fail"
     assert "answered 200 but" in checks["HEALTH-READY"]["message"]
     assert checks["HEALTH-LIVE"]["status"] == "skip"  # not probed
@@ -291,7 +291,7 @@ def test_diag_redis_problem_is_redis_clients_message():
     item, down = dependency_diag.diagnose(DB_OK, refused)
     assert down == ["redis"]
     assert item["message"] == "redis unreachable: " + refused["error"]  # the target is not repeated
-    item, _ = dependency_diag.diagnose(DB_OK, dict(refused, kind="oom", error="server refuses writes: OOM"))
+    item, dummy = dependency_diag.diagnose(DB_OK, dict(refused, kind="oom", error="server refuses writes: OOM"))
     assert item["message"] == "redis: server refuses writes: OOM (h:6379 db 0)"
 
 
