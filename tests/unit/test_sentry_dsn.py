@@ -127,7 +127,7 @@ def test_container_argv_is_an_argument_list_without_shell():
     argv, what = app_env.container_argv(dict(base, container="api"))
     assert argv == ["docker", "exec", "api", "env"] and what == "container api"
     argv, dummy = app_env.container_argv(dict(base, compose_service="api", compose_project_dir="/srv/h",
-                                          compose_files=["a.yml", "b.yml"]))
+                                              compose_files=["a.yml", "b.yml"]))
     assert argv == ["docker", "compose", "--project-directory", "/srv/h", "-f", "a.yml", "-f", "b.yml",
                     "exec", "-T", "api", "env"]
 
