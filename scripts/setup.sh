@@ -31,9 +31,9 @@ pick_python() {
 
 pg_bindir() {
   local d
-  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+  while IFS= read -r d; do
     [ -x "$d/initdb" ] && { echo "$d"; return 0; }
-  done
+  done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r)
   command -v initdb >/dev/null 2>&1 && { dirname "$(command -v initdb)"; return 0; }
   return 1
 }
@@ -79,12 +79,14 @@ collections() {
     log "collections current (ansible $ANSIBLE_BUNDLE_VERSION bundle)"; return 0
   fi
   mkdir -p "$CACHE/wheels"
-  wheel="$(ls "$CACHE"/wheels/ansible-"$ANSIBLE_BUNDLE_VERSION"-*.whl 2>/dev/null | head -n1 || true)"
-  if [ -z "$wheel" ]; then
+  local wheels=("$CACHE"/wheels/ansible-"$ANSIBLE_BUNDLE_VERSION"-*.whl)
+  wheel="${wheels[0]}"
+  if [ ! -f "$wheel" ]; then
     log "downloading the ansible $ANSIBLE_BUNDLE_VERSION wheel (collections only are unpacked)"
     "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
       "ansible==$ANSIBLE_BUNDLE_VERSION" -d "$CACHE/wheels"
-    wheel="$(ls "$CACHE"/wheels/ansible-"$ANSIBLE_BUNDLE_VERSION"-*.whl | head -n1)"
+    wheels=("$CACHE"/wheels/ansible-"$ANSIBLE_BUNDLE_VERSION"-*.whl)
+    wheel="${wheels[0]}"
   fi
   "$VENV/bin/python" - "$wheel" "$COLL" "${WANTED_COLLECTIONS[@]}" <<'PY'
 import shutil, sys, zipfile, pathlib
