@@ -10,7 +10,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import stat
 import subprocess
 import sys
@@ -60,12 +59,12 @@ def restore_counts(pg: PostgresServer, path: str) -> dict:
                 tool += ["-j", "2"]
         if decompress:
             feeder = subprocess.Popen(decompress + [path], stdout=subprocess.PIPE)
-            result = subprocess.run(tool, stdin=feeder.stdout, capture_output=True, env=env, timeout=300)
+            result = subprocess.run(tool, stdin=feeder.stdout, capture_output=True, env=env, timeout=300, check=False)
             feeder.stdout.close()
             assert feeder.wait(60) == 0
         else:
             args = ["-f", path] if bk.restore_tool(manifest) == "psql" else [path]
-            result = subprocess.run(tool + args, capture_output=True, env=env, timeout=300)
+            result = subprocess.run(tool + args, capture_output=True, env=env, timeout=300, check=False)
         assert result.returncode == 0, result.stderr.decode()[-2000:]
         return counts(pg, scratch)
     finally:
@@ -91,7 +90,7 @@ class PsWatcher(threading.Thread):
 
     def run(self):
         while not self._halt.is_set():
-            out = subprocess.run(["ps", "-ww", "-eo", "args", "--no-headers"], capture_output=True, text=True).stdout
+            out = subprocess.run(["ps", "-ww", "-eo", "args", "--no-headers"], capture_output=True, text=True, check=False).stdout
             self.lines.update(line.strip() for line in out.splitlines())
             time.sleep(0.01)
 
@@ -175,7 +174,7 @@ def test_every_format_round_trips_with_exact_counts(src, ansible, tmp_path, asse
     seen_ext = set()
     for options in FORMATS:
         result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(backup_dir),
-                                                                label="pre_v1.0", **options))
+                                                                 label="pre_v1.0", **options))
         assert not result.get("failed"), result.get("msg")
         assert result["changed"] is True
         assert_no_secret(result, src.password)
@@ -241,7 +240,7 @@ def test_counts_match_the_dump_not_the_live_table_while_a_writer_inserts(src, an
     try:
         with PsWatcher() as ps:
             result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(tmp_path / "b"),
-                                                                    label="live"))
+                                                                     label="live"))
         before_stop = inserted[0]
     finally:
         stop.set()
@@ -330,7 +329,7 @@ def test_refuses_pg_dump_older_than_the_server(src, ansible, tmp_path):
     for tool in ("psql", "pg_restore"):
         (bindir / tool).symlink_to(src.bindir / tool)
     result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(tmp_path / "b"),
-                                                            label="x", pg_bin_dir=str(bindir)))
+                                                             label="x", pg_bin_dir=str(bindir)))
     assert result.get("failed")
     assert "pg_dump 14.9 is older than the server (PostgreSQL 15" in result["msg"]
     assert result["checks"]["BACKUP-CMD"]["status"] == "fail"
@@ -352,7 +351,7 @@ def test_a_failing_pipeline_stage_leaves_nothing_and_earlier_backups_intact(src,
     venv_bin = Path(sys.executable).parent
     broken = AnsibleHarness(base_dir=tmp_path / "a2", envvars={"PATH": f"{fakebin}:{venv_bin}:{os.environ['PATH']}"})
     result = broken.run_module("hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(backup_dir), label="x",
-                                                           format="plain", compression="zstd"))
+                                                            format="plain", compression="zstd"))
     assert result.get("failed")
     assert "zstd failed (exit 1): zstd: simulated write error" in result["msg"]
     assert "partial output removed" in result["msg"]
@@ -364,7 +363,7 @@ def test_wrong_password_is_a_clear_error_and_never_shown(src, ansible, tmp_path,
     wrong = "Wr0ng-" + secrets.token_urlsafe(12)
     with PsWatcher() as ps:
         result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(src, password=wrong),
-                                                                backup_dir=str(tmp_path / "b"), label="x"))
+                                                                 backup_dir=str(tmp_path / "b"), label="x"))
     assert result.get("failed")
     assert "password authentication failed for user" in result["msg"]
     assert result["checks"]["BACKUP-CMD"]["status"] == "fail"
@@ -420,25 +419,25 @@ def test_disk_full_leaves_nothing_and_earlier_backups_intact(make_pg, ansible, t
     full = tmp_path / "tmpfs"
     full.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(full)],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, check=False)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); the disk-full test needs it")
     try:
         pg = make_pg()
         backup_dir = full / "backups"
         earlier = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(pg), backup_dir=str(backup_dir),
-                                                                 label="x", format="plain"))
+                                                                  label="x", format="plain"))
         assert not earlier.get("failed"), earlier.get("msg")
         pg.psql("CREATE TABLE filler AS SELECT g, md5(g::text) AS m FROM generate_series(1, 60000) g;")
         time.sleep(1)
         result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(pg), backup_dir=str(backup_dir),
-                                                                label="x", format="plain"))
+                                                                 label="x", format="plain"))
         assert result.get("failed")
         assert "No space left on device" in result["msg"] and "partial output removed" in result["msg"]
         assert backups_in(backup_dir) == [os.path.basename(earlier["backup"])] and leftovers(backup_dir) == []
         assert bk.verify_backup(earlier["backup"]) == []
     finally:
-        subprocess.run(["umount", "-l", str(full)], capture_output=True)
+        subprocess.run(["umount", "-l", str(full)], capture_output=True, check=False)
 
 
 # -- S3 copy and retention ----------------------------------------------------------------------------------------
@@ -452,9 +451,9 @@ def s3_args(s3_server, bucket, prefix="prod/") -> dict:
 def test_s3_copy_is_verified_and_retention_applies_there(src, s3_server, bucket, ansible, tmp_path, assert_no_secret):
     backup_dir = tmp_path / "b"
     made = []
-    for _ in range(3):
+    for _attempt in range(3):
         result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(backup_dir), label="x",
-                                                                format="plain" if not made else "directory"))
+                                                                 format="plain" if not made else "directory"))
         assert not result.get("failed"), result.get("msg")
         copy = ansible.run_module("hunter.ops.backup_s3_copy", dict(
             s3_args(s3_server, bucket), backup=result["backup"], s3_multipart_threshold_mb=5,
@@ -505,9 +504,9 @@ def test_s3_copy_is_verified_and_retention_applies_there(src, s3_server, bucket,
 def test_local_retention_by_age_never_deletes_the_newest_valid(src, ansible, tmp_path):
     backup_dir = tmp_path / "b"
     made = []
-    for _ in range(3):
+    for _attempt in range(3):
         result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(backup_dir), label="x",
-                                                                format="custom"))
+                                                                 format="custom"))
         assert not result.get("failed"), result.get("msg")
         made.append(result["backup"])
         time.sleep(1)
@@ -538,7 +537,7 @@ def role_inventory(pg, tmp_path, **extra) -> dict:
     variables.update(extra)
     (tmp_path / "cron.d").mkdir(exist_ok=True)
     return {"all": {"vars": variables, "children": {"db": {"hosts": {"db1": {}}},
-                                                     "backup": {"hosts": {"bk1": {}}}}}}
+                                                    "backup": {"hosts": {"bk1": {}}}}}}
 
 
 def items(run, host="db1") -> dict:
@@ -616,11 +615,11 @@ def test_role_full_run_is_idempotent_and_the_cron_command_runs(src, s3_server, b
     # the command cron runs: checks itself, then takes a backup through ansible-runner
     script = tmp_path / "schedule" / "pg_backup_db1.sh"
     assert stat.S_IMODE(script.stat().st_mode) == 0o700
-    check = subprocess.run([str(script), "--check"], capture_output=True, text=True, timeout=120)
+    check = subprocess.run([str(script), "--check"], capture_output=True, text=True, timeout=120, check=False)
     assert check.returncode == 0 and check.stdout.startswith("ok: ansible-runner runs playbooks/backup.yml"), \
         check.stdout + check.stderr
     began = time.time()
-    ran = subprocess.run([str(script)], capture_output=True, text=True, timeout=600)
+    ran = subprocess.run([str(script)], capture_output=True, text=True, timeout=600, check=False)
     log = (tmp_path / "schedule" / "pg_backup_db1.log").read_text()
     assert ran.returncode == 0, log[-3000:]
     assert "finished, exit 0" in log

@@ -333,7 +333,7 @@ def test_cron_entry_is_found_by_its_marker():
 def test_location_records_from_registered_results():
     assert backup_location.normalise(dict(skipped=True)) is None
     ok = backup_location.normalise(dict(changed=True, location=dict(kind="s3", location="s3://b/p/x", verified=True,
-                                                                  message="ok", evidence={})))
+                                                                    message="ok", evidence={})))
     assert ok["verified"] and ok["kind"] == "s3"
     failed = backup_location.normalise(dict(failed=True, msg="connect timeout",
                                             location=dict(kind="s3", location="s3://b/p/x", verified=False)))
