@@ -39,6 +39,10 @@ SIGNALS_PER_BATCH = 1_000_000
 # see only the seed's two tables), so ensure() knows a complete build of that size is there.
 MARKER = "bench_dbgen"
 
+# A staging-like server, not the sandbox's test settings (shared_buffers 32 MB, max_wal_size 1 GB):
+# restores and dumps of 2 GB otherwise measure buffer eviction and back-to-back checkpoints.
+SERVER_SETTINGS = {"shared_buffers": "512MB", "max_wal_size": "4GB", "checkpoint_timeout": "15min"}
+
 # Same shapes as the seed (sandbox/seed.sql), many more rows; payloads of realistic size.
 COMPANIES_SQL = """
 INSERT INTO companies (id, domain, name, segment, country, employees, score, created_at)
@@ -109,7 +113,7 @@ def bench_server(root: str | os.PathLike | None = None, fresh: bool = False) -> 
         server = PostgresServer(root, port=saved["port"], password=saved["password"],
                                 superuser_password=saved["superuser_password"], fsync=True)
         try:
-            return server.start()
+            return configure(server.start())
         except ServiceError as err:  # e.g. the saved port is taken now: start over
             print(f"[dbgen] cannot reuse the cached cluster ({err}); rebuilding", file=sys.stderr)
             _destroy(root)
@@ -122,6 +126,17 @@ def bench_server(root: str | os.PathLike | None = None, fresh: bool = False) -> 
     with os.fdopen(fd, "w") as handle:
         json.dump({"port": server.port, "password": server.password,
                    "superuser_password": server.superuser_password}, handle)
+    return configure(server)
+
+
+def configure(server: PostgresServer) -> PostgresServer:
+    """Apply SERVER_SETTINGS (ALTER SYSTEM); restart when one needs it. Idempotent."""
+    for name, value in SERVER_SETTINGS.items():
+        server.psql(f"ALTER SYSTEM SET {name} = '{value}'", superuser=True)
+    server.psql("SELECT pg_reload_conf()", superuser=True)
+    if server.psql("SELECT count(*) FROM pg_settings WHERE pending_restart", superuser=True) != "0":
+        server.stop()
+        server.start()
     return server
 
 

@@ -1,19 +1,25 @@
-"""Restore drill benchmark on the ~2 GB database of bench/dbgen.py (the backup benchmark's).
+"""Restore drill benchmark on the backup benchmark's ~2 GB database, in one run.
 
-In one run, on the same server, alternating:
+Datasets (both in the shared cluster of bench/dbgen.py):
+- `bench_backup`: the backup benchmark's database (bench/backup_bench.py: pgbench scale 100 + ~0.5 GB
+  of jsonb events, ~2 GB), the issue's "same ~2 GB database as the backup benchmark";
+- `hunter`: bench/dbgen.py's build of the runbook's own tables (companies 200k, domain_signals 6 M,
+  ~2.1 GB): one table holds 95 % of the data, the worst case for a parallel restore.
 
+On each, alternating:
 - the runbook way (PRODUCTION-CHECKLIST-RUNBOOK 6.3 step 3): CREATE DATABASE staging_test,
-  `psql -d staging_test < backup.sql` (the plain dump), `\\dt`, the two SELECT COUNT(*), DROP DATABASE;
+  `psql -d staging_test < backup.sql` (the plain dump), `\\dt`, the two SELECT COUNT(*) (companies
+  and domain_signals; on bench_backup its two large tables), DROP DATABASE;
 - the role's drill: hunter.ops.pg_restore_dryrun on the directory backup (pg_backup's default
-  format) - pick + sha256 check, create, `pg_restore -j N`, verify every table's exact count against
-  the manifest, drop - timed from the module's start to its end;
+  format) - newest valid backup + sha256, create, `pg_restore -j N`, exact count of every table
+  compared with the manifest, drop - timed from the module's start to its end;
 - the drill on the plain backup (psql --single-transaction), to separate format from tooling.
 
 Backups are taken by hunter.ops.pg_backup (plain, and directory with its defaults) so the drill
-reads real manifests. Reported: the median wall time of each, the restore and verification
-shares, the speed-up (target >= 1.7x) and the verification overhead (target <= 10% of the restore).
+reads real manifests. Reported: median wall times, the restore and verification parts, the
+speed-up (target >= 1.7x) and the verification overhead (target <= 10 % of the restore).
 
-    .venv/bin/python bench/restore_bench.py [--repeat 2] [--size-gb 2] [--jobs 2]
+    .venv/bin/python bench/restore_bench.py [--repeat 2] [--jobs 2] [--datasets bench_backup hunter]
 """
 from __future__ import annotations
 
@@ -32,40 +38,29 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import backup_bench  # noqa: E402  (its database and its way of running a module)
 import dbgen  # noqa: E402
 
-COLLECTIONS = ROOT / ".ansible" / "collections"
-MODULES = ROOT / "plugins" / "modules"
+run_module = backup_bench.run_module
 
-
-def run_module(name: str, args: dict, workdir: Path) -> dict:
-    """A hunter.ops module run directly (args file 0600: it holds the password); its JSON result."""
-    path = workdir / f"{name}-{time.monotonic_ns()}.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
-    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
-    try:
-        out = subprocess.run([sys.executable, str(MODULES / f"{name}.py"), str(path)], env=env,
-                             capture_output=True, text=True)
-    finally:
-        path.unlink()
-    result = json.loads(out.stdout)
-    if result.get("failed"):
-        raise RuntimeError(f"{name} failed: {result.get('msg')}")
-    return result
+# dataset -> (how to build it, the two tables the runbook way counts)
+DATASETS = {
+    "bench_backup": (lambda server: backup_bench.ensure_db(server, 100, 500), ("pgbench_accounts", "events")),
+    "hunter": (lambda server: dbgen.ensure(server, 2.0), ("companies", "domain_signals")),
+}
 
 
 def conn_args(server) -> dict:
     return dict(db_host=server.host, db_port=server.port, db_user=server.user, db_password=server.password)
 
 
-def take_backups(server, workdir: Path, jobs: int) -> dict[str, dict]:
+def take_backups(server, database: str, workdir: Path, jobs: int) -> dict[str, dict]:
     """{'plain': result, 'directory': result} of hunter.ops.pg_backup (each in its own directory)."""
     taken = {}
+    workdir.mkdir(parents=True, exist_ok=True)
     for fmt in ("plain", "directory"):
         began = time.monotonic()
-        args = dict(conn_args(server), db_name=server.database, label="bench", format=fmt,
+        args = dict(conn_args(server), db_name=database, label="bench", format=fmt,
                     backup_dir=str(workdir / fmt), timeout=7200)
         if fmt == "directory":
             args["jobs"] = jobs
@@ -75,7 +70,7 @@ def take_backups(server, workdir: Path, jobs: int) -> dict[str, dict]:
     return taken
 
 
-def runbook_way(server, plain_path: str) -> dict:
+def runbook_way(server, plain_path: str, counted: tuple[str, str]) -> dict:
     """The runbook's commands, as written (no ON_ERROR_STOP, no single transaction), timed step by step."""
     env = dict(os.environ, PGHOST=server.host, PGPORT=str(server.port), PGUSER=server.user,
                PGPASSWORD=server.password)
@@ -94,7 +89,7 @@ def runbook_way(server, plain_path: str) -> dict:
     with open(plain_path) as dump:
         times["restore_s"], _ = step([], stdin=dump, db="staging_test")
     verify = 0.0
-    for sql in ("\\dt", "SELECT COUNT(*) FROM companies;", "SELECT COUNT(*) FROM domain_signals;"):
+    for sql in ("\\dt",) + tuple(f"SELECT COUNT(*) FROM {table};" for table in counted):
         spent, _ = step(["-c", sql], db="staging_test")
         verify += spent
     times["verify_s"] = verify
@@ -123,72 +118,80 @@ def median(rows: list[dict], key: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--size-gb", type=float, default=2.0)
     parser.add_argument("--jobs", type=int, default=2, help="pg_dump/pg_restore -j (the reference machine has 2 cores)")
+    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "restore_bench.json"))
     args = parser.parse_args()
+    with dbgen.exclusive():  # benchmarks take turns on the shared cluster
+        load_before = os.getloadavg()
+        results = measure(args)
+        load_after = os.getloadavg()
+    # The machine may be shared: its load says how much the parallel restore could use its CPUs.
+    summary = {"jobs": args.jobs, "repeat": args.repeat, "cpus": os.cpu_count(),
+               "loadavg_1_5_15": {"before": load_before, "after": load_after}, "datasets": results}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+    for name in args.datasets:
+        report(args, name, results[name])
+    Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")   # with the computed ratios
+    print("\nload average (1/5/15 min) before %.1f/%.1f/%.1f, after %.1f/%.1f/%.1f on %d CPUs"
+          % (load_before + load_after + (os.cpu_count(),)))
+    print(f"details: {args.out}")
 
-    with dbgen.exclusive():
-        db, backups, runs = measure(args)
-    report(args, db, backups, runs)
 
-
-def measure(args):
+def measure(args) -> dict:
     server = dbgen.bench_server()
-    workdir = Path(tempfile.mkdtemp(prefix="restore-bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix="restore-bench-", dir="/var/tmp"))
+    results = {}
     try:
-        db = dbgen.ensure(server, args.size_gb)
-        print(f"database: {db['size_gb']} GB, rows {db['tables']}", flush=True)
-        backups = take_backups(server, workdir, args.jobs)
-        for fmt, result in backups.items():
-            print(f"backup {fmt}: {result['manifest']['size_bytes'] / 1024 ** 2:.0f} MiB in {result['wall_s']} s",
-                  flush=True)
-        runs = {"runbook": [], "drill_directory": [], "drill_plain": []}
-        for i in range(args.repeat):
-            runs["runbook"].append(runbook_way(server, backups["plain"]["backup"]))
-            print(f"[{i}] runbook: {runs['runbook'][-1]}", flush=True)
-            runs["drill_directory"].append(drill(server, str(workdir / "directory"), args.jobs, workdir))
-            print(f"[{i}] drill (directory, -j{args.jobs}): {runs['drill_directory'][-1]['total_s']} s", flush=True)
-            runs["drill_plain"].append(drill(server, str(workdir / "plain"), args.jobs, workdir))
-            print(f"[{i}] drill (plain): {runs['drill_plain'][-1]['total_s']} s", flush=True)
+        for name in args.datasets:
+            build, counted = DATASETS[name]
+            db = build(server)
+            print(f"[{name}] {db['size_gb']} GB", flush=True)
+            backups = take_backups(server, name, workdir / name, args.jobs)
+            for fmt, result in backups.items():
+                print(f"[{name}] backup {fmt}: {result['manifest']['size_bytes'] / 1024 ** 2:.0f} MiB "
+                      f"in {result['wall_s']} s", flush=True)
+            runs = {"runbook": [], "drill_directory": [], "drill_plain": []}
+            ways = [("runbook", lambda: runbook_way(server, backups["plain"]["backup"], counted)),
+                    ("drill_directory", lambda: drill(server, str(workdir / name / "directory"), args.jobs, workdir)),
+                    ("drill_plain", lambda: drill(server, str(workdir / name / "plain"), args.jobs, workdir))]
+            for rep in range(args.repeat):
+                for way, run in ways[rep % len(ways):] + ways[:rep % len(ways)]:  # rotate: no order bias
+                    subprocess.run(["sync"], check=False)
+                    runs[way].append(run())
+                    print(f"[{name}] rep {rep + 1} {way:<16} {runs[way][-1]['total_s']:6.1f} s", flush=True)
+            results[name] = {"database": db, "counted_by_runbook": counted, "runs": runs,
+                             "backups": {fmt: {"size_bytes": r["manifest"]["size_bytes"], "seconds": r["wall_s"]}
+                                         for fmt, r in backups.items()}}
+            shutil.rmtree(workdir / name, ignore_errors=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         server.stop()
-    return db, backups, runs
+    return results
 
 
-def report(args, db, backups, runs):
+def report(args, name: str, result: dict) -> None:
+    runs, db = result["runs"], result["database"]
     rb, dd, dp = runs["runbook"], runs["drill_directory"], runs["drill_plain"]
     speedup = median(rb, "total_s") / median(dd, "total_s")
     overhead = median(dd, "verify_s") / median(dd, "restore_s")
-    rows = [
-        ("runbook: `psql < backup.sql`, \\dt, 2 counts, drop", median(rb, "total_s"), median(rb, "restore_s"),
-         median(rb, "verify_s"), "2 tables (counts printed, not compared)"),
-        (f"drill: directory backup, `pg_restore -j{args.jobs}`, verify, drop", median(dd, "total_s"),
-         median(dd, "restore_s"), median(dd, "verify_s"), f"{dd[0]['counts_compared']} tables compared with the manifest"),
-        ("drill: plain backup, `psql --single-transaction`, verify, drop", median(dp, "total_s"),
-         median(dp, "restore_s"), median(dp, "verify_s"), f"{dp[0]['counts_compared']} tables compared"),
-    ]
-    table = ["| way | total (s) | restore (s) | verification (s) | verified |", "|---|---:|---:|---:|---|"]
-    table += ["| %s | %.1f | %.1f | %.2f | %s |" % row for row in rows]
-    summary = {
-        "database": db, "jobs": args.jobs, "repeat": args.repeat, "cpus": os.cpu_count(),
-        "backups": {fmt: {"size_bytes": r["manifest"]["size_bytes"], "seconds": r["wall_s"]}
-                    for fmt, r in backups.items()},
-        "runs": runs, "speedup": round(speedup, 2), "verification_overhead": round(overhead, 3),
-        "targets": {"speedup": ">= 1.7", "verification_overhead": "<= 0.10"},
-        "rto_projection": dd[-1]["rto"],
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
-    print()
-    print("\n".join(table))
-    print(f"\nspeed-up (runbook total / drill total): {speedup:.2f}x (target >= 1.7x)")
-    print(f"verification overhead (verify / restore, drill): {overhead:.1%} (target <= 10%)")
+    result.update(speedup=round(speedup, 2), verification_overhead=round(overhead, 3))
+    counted = " and ".join(result["counted_by_runbook"])
+    print(f"\n### {name}: {db['size_gb']} GB, {os.cpu_count()} CPUs, median of {args.repeat} alternating runs\n")
+    print("| way | total (s) | restore (s) | verification (s) | verified |")
+    print("|---|---:|---:|---:|---|")
+    print("| runbook: create, `psql < backup.sql`, `\\dt`, 2 counts, drop | %.1f | %.1f | %.2f | %s counted, not compared |"
+          % (median(rb, "total_s"), median(rb, "restore_s"), median(rb, "verify_s"), counted))
+    print("| drill: directory backup, sha256, `pg_restore -j%d`, verify, drop | %.1f | %.1f | %.2f | %d tables, exact counts = manifest |"
+          % (args.jobs, median(dd, "total_s"), median(dd, "restore_s"), median(dd, "verify_s"), dd[0]["counts_compared"]))
+    print("| drill: plain backup, sha256, `psql --single-transaction`, verify, drop | %.1f | %.1f | %.2f | %d tables |"
+          % (median(dp, "total_s"), median(dp, "restore_s"), median(dp, "verify_s"), dp[0]["counts_compared"]))
+    print(f"\nspeed-up (runbook total / drill total): {speedup:.2f}x (target >= 1.7x); "
+          f"verification overhead (verify / restore): {overhead:.1%} (target <= 10%)")
     rto = dd[-1]["rto"]
-    print(f"RTO: restore {rto['restore_s']} s of a {rto['restored_database_size']} database; "
-          f"projected {rto['projected']} for {rto['production_size']} ({rto['projection_basis']})")
-    print(f"details: {args.out}")
+    print(f"RESTORE-RTO: restore {rto['restore_s']} s of {rto['restored_database_size']} "
+          f"({rto['throughput']}), projected {rto['projected']} for {rto['production_size']} ({rto['projection_basis']})")
 
 
 if __name__ == "__main__":
