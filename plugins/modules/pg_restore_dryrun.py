@@ -32,7 +32,7 @@ description:
     and dropped within the run); C(changed=true) only when it dropped a leftover of an earlier run or
     could not drop its own scratch database.
 author:
-  - hunter.ops contributors
+  - hunter.ops contributors (@hunter-ops)
 extends_documentation_fragment:
   - hunter.ops.postgres
   - hunter.ops.s3
@@ -220,7 +220,6 @@ import os
 import shutil
 import signal
 import tempfile
-import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.formatters import human_to_bytes
@@ -237,6 +236,7 @@ from ansible_collections.hunter.ops.plugins.module_utils.validate import Paramet
 DRYRUN = "RESTORE-DRYRUN"
 RTO = "RESTORE-RTO"
 MAX_LISTED_TABLES = 50
+
 
 class Interrupted(Exception):
     """The module received SIGTERM/SIGINT/SIGHUP; cleanup runs, then the module fails."""
@@ -436,7 +436,7 @@ class Drill(object):
         why = rules.refuse_name(name, source_db, self.params["protected_names"])
         if why:
             raise DrillRefused(why)
-        if name in existing and name not in [n for n, _ in self.leftovers]:
+        if name in existing and name not in [leftover[0] for leftover in self.leftovers]:
             raise DrillRefused("scratch database %r already exists on %s; the drill only drops databases it "
                                "created" % (name, self._server()))
         self.scratch = name
@@ -579,6 +579,10 @@ def _rto_item(drill, restore_s, db_bytes):
         prod, basis, measured = backup_bytes, "manifest size_bytes (backup size)", backup_bytes
     projection = rules.project_rto(restore_s, measured, prod)
     status, message = rules.rto_verdict(restore_s, projection["projected_s"], target)
+    if projection["throughput_bytes_per_s"]:
+        message += " (backup %s, %s restored at %s/s; production %s from %s)" % (
+            rules.format_bytes(backup_bytes), rules.format_bytes(db_bytes),
+            rules.format_bytes(projection["throughput_bytes_per_s"]), rules.format_bytes(prod), basis)
     rto = dict(restore_s=round(restore_s, 2), target_s=target, backup_size_bytes=backup_bytes,
                backup_size=rules.format_bytes(backup_bytes), restored_database_bytes=db_bytes,
                restored_database_size=rules.format_bytes(db_bytes), jobs=drill.s["jobs"],
@@ -686,7 +690,7 @@ def run(module, settings):
         if module.check_mode:
             finish(SKIP, "check mode: would restore %s into %s on %s, verify, and drop it%s" % (
                 drill.selected["name"], drill.scratch, drill._server(),
-                " (after dropping leftovers %s)" % ", ".join(n for n, _ in drill.leftovers) if drill.leftovers else ""))
+                " (after dropping leftovers %s)" % ", ".join(leftover[0] for leftover in drill.leftovers) if drill.leftovers else ""))
 
         restore_s = None
         try:

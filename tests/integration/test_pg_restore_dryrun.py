@@ -93,9 +93,9 @@ def backups(pg, harness, tmp_path_factory) -> dict[str, Path]:
         backup_dir=str(root / case), label="drill", format=fmt, compression=method)}
         for case, fmt, method in FORMATS]
     run, results = harness.run_tasks(tasks, extravars={"db_password": pg.password})
-    for (case, _, _), result in zip(FORMATS, results):
-        assert not result["failed"], (case, result.get("msg"))
-    return {case: root / case for case, _, _ in FORMATS}
+    for (case, fmt, method), result in zip(FORMATS, results):
+        assert not result["failed"], (case, fmt, method, result.get("msg"))
+    return {case: root / case for case, fmt, method in FORMATS}
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def slow_backup(backups, tmp_path_factory) -> Path:
 
 
 def test_every_format_restores_verifies_and_leaves_nothing(pg, harness, backups, assert_no_secret):
-    cases = [drill(pg, backup_dir=str(backups[case]), production_size="40GB") for case, _, _ in FORMATS]
+    cases = [drill(pg, backup_dir=str(backups[case]), production_size="40GB") for case, fmt, method in FORMATS]
     cases += [
         drill(pg, backup_dir=str(backups["directory"]), tables=["companies"]),
         drill(pg, backup_path=str(the_backup(backups["custom"])), jobs=1, scratch_prefix="restore_drill_path"),
@@ -119,7 +119,7 @@ def test_every_format_restores_verifies_and_leaves_nothing(pg, harness, backups,
     ]
     run, results = harness.run_tasks(cases, extravars={"db_password": pg.password})
 
-    for (case, fmt, _), result in zip(FORMATS, results):
+    for (case, fmt, method), result in zip(FORMATS, results):
         dry, rto = result["checks"]["RESTORE-DRYRUN"], result["checks"]["RESTORE-RTO"]
         assert dry["status"] == "pass", (case, dry["message"])
         ev = dry["evidence"]
@@ -139,7 +139,7 @@ def test_every_format_restores_verifies_and_leaves_nothing(pg, harness, backups,
         assert figures["restored_database_bytes"] > 0 and figures["backup_size_bytes"] > 0
 
     commands = {case: r["checks"]["RESTORE-DRYRUN"]["evidence"]["restore_command"]
-                for (case, _, _), r in zip(FORMATS, results)}
+                for (case, fmt, method), r in zip(FORMATS, results)}
     assert "-v ON_ERROR_STOP=1 --single-transaction" in commands["plain"]
     assert commands["plain_gzip"].startswith("gzip -dc") and " | " in commands["plain_gzip"]
     assert commands["plain_zstd"].startswith("zstd -dcq") and commands["plain_lz4"].startswith("lz4 -dcq")
@@ -242,12 +242,13 @@ def test_s3_source_downloads_checks_sha256_and_refuses_a_mismatch(pg, harness, b
 
     s3_args = dict(s3_bucket=bucket, s3_endpoint_url=s3_server.endpoint_url, s3_region=s3_server.region,
                    s3_access_key=s3_server.access_key, s3_secret_key="{{ s3_secret }}")
+    missing_bucket = {**s3_args, "s3_bucket": "no-such-bucket"}
     download = tmp_path / "downloads"
     run, r = harness.run_tasks(
         [drill(pg, s3_prefix="good", download_dir=str(download), **s3_args),
          drill(pg, s3_prefix="bad", **s3_args),
          drill(pg, s3_prefix="mixed", **s3_args),
-         drill(pg, **dict(s3_args, s3_bucket="no-such-bucket"))],
+         drill(pg, **missing_bucket)],
         extravars={"db_password": pg.password, "s3_secret": s3_server.secret_key})
 
     good_item = r[0]["checks"]["RESTORE-DRYRUN"]
@@ -311,7 +312,7 @@ def finish(proc) -> dict:
 def test_interrupted_drills_leave_no_scratch_database(pg, slow_backup, tmp_path):
     # SIGTERM to the module: it stops the restore, drops the scratch database, then fails
     proc = start_module(pg, tmp_path, backup_path=str(slow_backup))
-    name, _ = wait_for_restore(pg, proc)
+    name, restore_pid = wait_for_restore(pg, proc)
     proc.send_signal(signal.SIGTERM)
     result = finish(proc)
     assert result["failed"] and "interrupted by signal 15" in result["msg"] and "scratch dropped" in result["msg"]

@@ -34,7 +34,7 @@ def test_leftovers_only_of_the_prefix_older_than_the_limit_never_protected():
     found = rules.leftovers(names, "restore_drill", NOW, 3600, rules.protected_set(
         ["restore_drill_20261101_000000"], "hunter"))
     assert found == [("restore_drill_20261127_021500_3", 86400), ("restore_drill_20261128_011500", 3600)]
-    assert [n for n, _ in rules.leftovers(names, "restore_drill", NOW, 0, set())] == [
+    assert [name for name, age in rules.leftovers(names, "restore_drill", NOW, 0, set())] == [
         "restore_drill_20261101_000000", "restore_drill_20261127_021500_3",
         "restore_drill_20261128_011500", "restore_drill_20261128_021000"]
 
