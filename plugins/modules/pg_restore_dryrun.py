@@ -220,6 +220,7 @@ import os
 import shutil
 import signal
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.formatters import human_to_bytes
@@ -514,7 +515,6 @@ class Drill(object):
         """Exact row counts, over up to `jobs` connections at once."""
         if not tables:
             return {}
-        from concurrent.futures import ThreadPoolExecutor
         workers = max(1, min(self.s["jobs"], len(tables)))
         chunks = [tables[i::workers] for i in range(workers)]
 
@@ -607,16 +607,13 @@ def _summary(drill, outcome):
         counts_compared=len(compared))
     if outcome["mismatches"]:
         drill.evidence["mismatches"] = outcome["mismatches"]
-    if outcome["ok"]:
-        message = "%s restored into %s: %d tables as in the manifest, row counts equal for %d of %d (%s)" % (
-            drill.selected["name"], drill.scratch, len(manifest_tables), len(compared), len(compared),
-            ", ".join(sorted(compared)[:5]) + (", ..." if len(compared) > 5 else ""))
-    else:
-        message = "%s restored into %s but differs from its manifest: %s" % (
-            drill.selected["name"], drill.scratch, "; ".join(outcome["problems"]))
     if not outcome["ok"]:
-        return FAIL, message
-    # The newest backup is not the one restored: the drill passed, but not on the latest backup.
+        return FAIL, "%s restored into %s but differs from its manifest: %s" % (
+            drill.selected["name"], drill.scratch, "; ".join(outcome["problems"]))
+    message = "%s restored into %s: %d tables as in the manifest, exact row counts equal for %d (%s)" % (
+        drill.selected["name"], drill.scratch, len(manifest_tables), len(compared),
+        ", ".join(sorted(compared)[:5]) + (", ..." if len(compared) > 5 else ""))
+    # Newer backups were invalid: the drill passed, but not on the latest backup.
     return (WARN if drill.evidence.get("backups_skipped") else PASS), message
 
 
