@@ -19,7 +19,7 @@ Backups are taken by hunter.ops.pg_backup (plain, and directory with its default
 reads real manifests. Reported: median wall times, the restore and verification parts, the
 speed-up (target >= 1.7x) and the verification overhead (target <= 10 % of the restore).
 
-    .venv/bin/python bench/restore_bench.py [--repeat 2] [--jobs 2] [--datasets bench_backup hunter]
+    .venv/bin/python bench/restore_bench.py [--repeat 2] [--jobs 2] [--datasets bench_backup hunter] [--json F]
 """
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=2, help="pg_dump/pg_restore -j (the reference machine has 2 cores)")
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "restore_bench.json"))
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     with dbgen.exclusive():  # benchmarks take turns on the shared cluster
         load_before = os.getloadavg()
@@ -129,14 +129,13 @@ def main() -> None:
     # The machine may be shared: its load says how much the parallel restore could use its CPUs.
     summary = {"jobs": args.jobs, "repeat": args.repeat, "cpus": os.cpu_count(),
                "loadavg_1_5_15": {"before": load_before, "after": load_after}, "datasets": results}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
     for name in args.datasets:
         report(args, name, results[name])
-    Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")   # with the computed ratios
     print("\nload average (1/5/15 min) before %.1f/%.1f/%.1f, after %.1f/%.1f/%.1f on %d CPUs"
           % (load_before + load_after + (os.cpu_count(),)))
-    print(f"details: {args.out}")
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")  # with the ratios report() added
+        print(f"raw results: {args.json}")
 
 
 def measure(args) -> dict:
