@@ -351,13 +351,13 @@ def test_interrupted_drills_leave_no_scratch_database(pg, slow_backup, tmp_path)
 
 # -- the role, through its playbook -------------------------------------------------------------
 
-def test_restore_drill_playbook_refuses_production_and_records_both_items(pg, harness, backups):
+def test_restore_drill_playbook_refuses_production_and_records_both_items(pg, harness, backups, assert_no_secret):
     common = {"hunter_db_host": pg.host, "hunter_db_port": pg.port, "hunter_db_name": pg.database,
               "hunter_db_user": pg.user, "hunter_db_password": pg.password,
               "hunter_backup_dir": str(backups["directory"]),
               "pg_restore_dryrun_tables": ["companies", "domain_signals"]}
     inventory = {"all": {"vars": common, "children": {
-        "db": {"hosts": {"db-staging": {}, "db-prod": {}}},
+        "db": {"hosts": {"db-staging": {}, "db-prod": {}, "db-badvars": {"pg_restore_dryrun_jobs": "many"}}},
         "production": {"hosts": {"db-prod": {}, "app-prod": {"ansible_host": "10.10.0.11"}}}}}}
     run = harness.run_playbook("playbooks/restore_drill.yml", inventory)
     assert run.rc != 0                                           # the drill of db-prod failed: non-zero exit
@@ -370,4 +370,8 @@ def test_restore_drill_playbook_refuses_production_and_records_both_items(pg, ha
     for check_id in IDS:
         assert prod["checks"][check_id]["status"] == "fail"
         assert "local to a host of the production group" in prod["checks"][check_id]["message"]
+        # bad settings fail the role's argument validation: both items fail, naming the variable
+        bad = drills["db-badvars"]["checks"][check_id]
+        assert bad["status"] == "fail" and "pg_restore_dryrun_jobs" in bad["message"]
     assert scratch_databases(pg) == []
+    assert_no_secret(run, pg.password)
