@@ -150,6 +150,7 @@ notes:
     appear in the result.
   - A plain SQL dump must have been taken with C(--no-owner --no-acl) (as the runbook does) when the
     staging server lacks the production roles.
+  - The server must be PostgreSQL 13 or newer (C(DROP DATABASE ... WITH (FORCE))).
 seealso:
   - module: hunter.ops.pg_backup
 '''
