@@ -11,6 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.hunter.ops.plugins.module_utils.results import human_bytes as _human_bytes
+
 # Every finding code, for documentation and for `info_ignore` validation.
 FINDING_CODES = (
     "memory_high",            # used_memory at or above info_memory_warn_pct of maxmemory
@@ -35,12 +37,7 @@ def _int(info, key, default=0):
 
 
 def human_bytes(n):
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return ("%d %s" % (n, unit)) if unit == "B" else ("%.2f %s" % (n, unit))
-        n /= 1024.0
-    return "%d B" % n  # pragma: no cover
+    return _human_bytes(n, digits=2)
 
 
 def memory_pct(info):

@@ -16,6 +16,7 @@ __metaclass__ = type
 import datetime
 import re
 
+from ansible_collections.hunter.ops.plugins.module_utils.results import human_bytes
 from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError
 
 SCRATCH_TS_FORMAT = "%Y%m%d_%H%M%S"
@@ -223,14 +224,7 @@ def format_duration(seconds):
 
 
 def format_bytes(size):
-    if size is None:
-        return "n/a"
-    size = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return ("%d %s" % (size, unit)) if unit == "B" else ("%.1f %s" % (size, unit))
-        size /= 1024.0
-    return "%.1f TiB" % size  # pragma: no cover
+    return human_bytes(size, digits=1)
 
 
 def project_rto(duration_s, measured_bytes, production_bytes):

@@ -68,3 +68,15 @@ class Stopwatch(object):
 
     def elapsed_ms(self):
         return (time.monotonic() - self.start) * 1000.0
+
+
+def human_bytes(size, digits=1):
+    """A byte count for evidence and messages: '512 B', '1.5 GiB' ('n/a' when unknown)."""
+    if size is None:
+        return "n/a"
+    size = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return ("%d %s" % (size, unit)) if unit == "B" else ("%.*f %s" % (digits, size, unit))
+        size /= 1024.0
+    return "%.*f TiB" % (digits, size)  # pragma: no cover
