@@ -110,17 +110,10 @@ def load(params, secrets=()):
 
 def read_process_environ(pid):
     """The environment of a running process (needs root or the process's user)."""
-    path = "/proc/%d/environ" % pid
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except FileNotFoundError:
-        raise EnvSourceError("process %d is not running" % pid)
-    except PermissionError:
-        raise EnvSourceError("permission denied reading %s: run the task as root (become: true) "
-                             "or as the application's user" % path)
-    except OSError as err:
-        raise EnvSourceError("cannot read %s: %s" % (path, err.strerror or err))
+        raw = envfile.read_bytes("/proc/%d/environ" % pid, missing="process %d is not running" % pid)
+    except envfile.EnvFileError as err:
+        raise EnvSourceError(str(err))
     return parse_nul_environ(raw)
 
 

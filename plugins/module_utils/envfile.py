@@ -45,22 +45,31 @@ class EnvFileError(Exception):
     """An environment file that cannot be read; str() names the file (never a value)."""
 
 
+def read_bytes(path, missing=None):
+    """The bytes of a file of the application's (env file, /proc/<pid>/environ).
+
+    EnvFileError names the file and says what to do; ``missing`` replaces the message when
+    the file does not exist.
+    """
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise EnvFileError(missing or "environment file %s does not exist" % path)
+    except PermissionError:
+        raise EnvFileError("permission denied reading %s: run the task as root (become: true) "
+                           "or as the application's user" % path)
+    except OSError as err:
+        raise EnvFileError("cannot read %s: %s" % (path, err.strerror or err))
+
+
 def load(path):
     """{KEY: value} of the environment file at ``path``; EnvFileError when it cannot be read.
 
     Bytes that are not UTF-8 are replaced rather than refused: one odd value must not hide the
     variable the check is looking for.
     """
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except FileNotFoundError:
-        raise EnvFileError("environment file %s does not exist" % path)
-    except PermissionError:
-        raise EnvFileError("permission denied reading %s: run the task as root (become: true) "
-                           "or as the application's user" % path)
-    except OSError as err:
-        raise EnvFileError("cannot read %s: %s" % (path, err.strerror or err))
+    raw = read_bytes(path)
     return parse(raw.decode("utf-8", "replace"))
 
 
