@@ -94,6 +94,9 @@ class AnsibleHarness:
     repo_root: Path = REPO_ROOT
     python: Path = VENV_PYTHON
     envvars: dict = field(default_factory=dict)
+    # Extra ansible-runner settings, e.g. {"fact_cache": "/abs/dir"}: runner (like AWX) always uses a
+    # jsonfile fact cache, by default per run under its artifacts.
+    settings: dict = field(default_factory=dict)
     last_run: RunResult | None = None
     _count: int = 0
 
@@ -142,7 +145,7 @@ class AnsibleHarness:
         runner = ansible_runner.run(
             private_data_dir=str(private), project_dir=str(self.repo_root), playbook=playbook,
             inventory=inventory, limit=limit, envvars=self._env(private), quiet=True,
-            settings={"suppress_ansible_output": True})
+            settings=dict(self.settings, suppress_ansible_output=True))
         stdout = runner.stdout.read() if runner.stdout else ""
         events = list(runner.events)
         artifact_data = {}

@@ -6,36 +6,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-# Documentation: failed_checks.yml, checks_from.yml and role_check_ids.yml beside this file.
+# Documentation: role_check_ids.yml beside this file. Items are recorded by the check modules' action
+# plugins and hunter.ops.record_checks (plugins/plugin_utils/recording.py), not by filters.
 
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hunter.ops.plugins.module_utils.checklist import ids_of_role
-
-
-def checks_from(result, ids):
-    """The `checks` of a registered module result, or every ID failed with the result's message.
-
-    Covers the three ways a role's check task can end: it ran (its own items), it failed
-    (rescue passes ansible_failed_result) or the host was unreachable (the play ignores it).
-    """
-    result = result if isinstance(result, dict) else {}
-    checks = result.get("checks")
-    if isinstance(checks, dict) and checks:
-        return checks
-    message = result.get("msg") or "the check task returned no result"
-    if result.get("unreachable"):
-        message = "host unreachable: %s" % message
-    elif result.get("skipped"):
-        message = "the check task was skipped: %s" % (result.get("skip_reason") or "condition false")
-    return failed_checks(ids, message)
-
-
-def failed_checks(ids, message):
-    if not isinstance(ids, (list, tuple)):
-        raise AnsibleFilterError("failed_checks expects a list of checklist IDs")
-    text = " ".join(str(message or "task failed").split())
-    return dict((str(i), {"status": "fail", "message": text, "evidence": {"error": text}}) for i in ids)
 
 
 def role_check_ids(role, groups=None):
@@ -51,4 +27,4 @@ def role_check_ids(role, groups=None):
 
 class FilterModule(object):
     def filters(self):
-        return {"failed_checks": failed_checks, "checks_from": checks_from, "role_check_ids": role_check_ids}
+        return {"role_check_ids": role_check_ids}

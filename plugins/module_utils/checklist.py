@@ -71,3 +71,20 @@ DEFAULT_REQUIRED = (
 def ids_of_role(role, groups=None):
     """The IDs ``role`` owns, in report order; with ``groups``, only those run on hosts of these groups."""
     return [c.id for c in CHECKS if c.role == role and (groups is None or c.group in groups)]
+
+
+# The IDs each check module reports (its action plugin records every one of them, whatever happens).
+# redis_probe and api_probe report the IDs their arguments select (plugins/action/<module>.py).
+MODULE_IDS = {
+    "health_probe": ("HEALTH-LIVE", "HEALTH-READY", "HEALTH-STARTUP", "HEALTH-ENV", "HEALTH-DB", "HEALTH-REDIS"),
+    "dependency_diag": ("HEALTH-DIAG",),
+    "sentry_dsn": ("SENTRY-DSN",),
+    "sentry_event": ("SENTRY-EVENT", "SENTRY-ENV", "SENTRY-DETAIL", "SENTRY-ALERTS"),
+    "pg_backup": ("BACKUP-CMD", "BACKUP-VALID"),
+    "backup_location": ("BACKUP-LOCATION",),
+    "backup_retention": ("BACKUP-RETENTION",),
+    "backup_schedule": ("BACKUP-SCHEDULE",),
+    "pg_restore_dryrun": ("RESTORE-DRYRUN", "RESTORE-RTO"),
+    "redis_probe": ("REDIS-PING", "REDIS-OPS", "REDIS-POOL"),
+    "api_probe": ("API-V1-LEADS", "API-V1-SCAN", "API-V1-SALES", "API-LEGACY", "API-COMPAT"),
+}

@@ -14,8 +14,9 @@ short_description: Write the preflight report (Markdown, JSON, JUnit) and decide
 version_added: 0.1.0
 description:
   - Takes the check items every host recorded (keyed by checklist ID), places them in checklist order,
-    marks the IDs nobody reported as V(skip) with the reason (or V(fail) when a host that should have
-    reported said nothing), and decides the verdict of CHECKLIST 6.5.
+    marks the IDs nobody reported as V(skip) with the reason, fails an ID for every host of its group that
+    reported nothing for it (every host reports every item its role owns, CHECKLIST "What a pass may
+    claim"), and decides the verdict of CHECKLIST 6.5.
   - Writes C(report.md), C(report.json) and C(junit.xml) into a new folder
     C(preflight_<environment>_<YYYYmmdd_HHMMSS>) under O(output_dir) and points the C(latest) symlink at it.
   - It does not fail on NO-GO; the caller fails after publishing the result, so the report always exists.
@@ -25,12 +26,20 @@ options:
   results:
     description:
       - "Check items per host, as C({host: {ID: {status, message, evidence}}})."
+      - When omitted (the usual way), the action plugin takes this run's C(hunter_ops_checks) fact of every
+        inventory host; facts another run left (a fact cache) are ignored and named in O(stale_hosts).
     type: dict
-    required: true
+    default: {}
   host_groups:
     description:
       - 'Groups of every inventory host (C({host: [group, ...]})), to tell "no host in group" from
-        "a host reported nothing".'
+        "a host reported nothing". When O(results) is omitted, taken from the inventory.'
+    type: dict
+    default: {}
+  stale_hosts:
+    description:
+      - Hosts whose recorded items belong to another run, with a note; they count as silent.
+        Filled by the action plugin.
     type: dict
     default: {}
   required:
@@ -81,7 +90,6 @@ notes:
 EXAMPLES = r'''
 - name: Write the report
   hunter.ops.preflight_report:
-    results: "{{ dict(groups['all'] | zip(groups['all'] | map('extract', hostvars) | map(attribute='hunter_ops_checks', default={}))) }}"
     output_dir: "{{ playbook_dir }}/reports"
     environment: staging
     decisions:
@@ -162,21 +170,43 @@ def _row(check_id, host, item, required):
     }
 
 
-def collect_rows(results, host_groups, required):
-    """Report rows in checklist order, including rows for what nobody reported."""
+def _no_result(check, host, stale_hosts):
+    note = stale_hosts.get(host)
+    message = "no result from this host for %s: unreachable, or its %s play stopped before recording it" % (
+        check.id, check.role)
+    evidence = {"role": check.role, "group": check.group}
+    if note:
+        message += " (%s)" % note
+        evidence["stale"] = note
+    return {"status": FAIL, "message": message, "evidence": evidence}
+
+
+def collect_rows(results, host_groups, required, stale_hosts=None):
+    """Report rows in checklist order, including rows for what nobody reported.
+
+    Every host of an ID's group must report it: once one host of the group did, a sibling that did
+    not fails that ID (a silent host is never hidden behind another's pass).
+    """
     rows = []
+    stale_hosts = stale_hosts or {}
     silent_hosts = sorted(h for h in host_groups if not results.get(h))
     for check in CHECKS:
         reported = sorted(h for h, items in results.items() if check.id in (items or {}))
-        for host in reported:
-            rows.append(_row(check.id, host, results[host][check.id], required))
+        in_group = sorted(h for h, groups in host_groups.items() if check.group in (groups or []))
+        for host in sorted(set(reported) | set(in_group if reported else [])):
+            if host in reported:
+                rows.append(_row(check.id, host, results[host][check.id], required))
+            else:
+                rows.append(_row(check.id, host, _no_result(check, host, stale_hosts), required))
         if reported:
             continue
-        in_group = sorted(h for h, groups in host_groups.items() if check.group in (groups or []))
         silent = [h for h in in_group if h in silent_hosts]
         if silent:
             item = {"status": FAIL, "message": "no result from %s: unreachable, or stopped before recording results"
                     % ", ".join(silent), "evidence": {"hosts": silent}}
+            stale = dict((h, stale_hosts[h]) for h in silent if h in stale_hosts)
+            if stale:
+                item["evidence"]["stale"] = stale
         elif not in_group:
             item = {"status": SKIP, "message": "no host in inventory group '%s'" % check.group, "evidence": {}}
         else:
@@ -310,8 +340,9 @@ def _scrub(data, secrets):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            results=dict(type="dict", required=True),
+            results=dict(type="dict", default={}),
             host_groups=dict(type="dict", default={}),
+            stale_hosts=dict(type="dict", default={}),
             required=dict(type="list", elements="str"),
             output_dir=dict(type="path", required=True),
             environment=dict(type="str", default="unknown"),
@@ -333,7 +364,7 @@ def main():
         module.fail_json(msg="results: expected {host: {ID: item}}")
 
     now = datetime.datetime.now(datetime.timezone.utc)
-    rows = collect_rows(_scrub(p["results"], secrets), p["host_groups"], required)
+    rows = collect_rows(_scrub(p["results"], secrets), p["host_groups"], required, p["stale_hosts"])
     for r in rows:
         r["message"] = redact_text(r["message"], secrets)
     verdict, blocking = decide(rows, required)

@@ -124,7 +124,7 @@ def test_probe_cases_against_the_sample_service(ansible, sample_service, silent_
     run, r = ansible.run_tasks(tasks, extravars={"probe_key": probe_key, "redis_secret": redis_secret})
 
     # 0: every probe item passes, nothing changed, check mode honoured
-    assert not r[0].get("failed"), r[0].get("msg")
+    assert not r[0].get("check_task_failed"), r[0].get("msg")
     assert statuses(r[0]["checks"]) == dict.fromkeys(PROBE_IDS, "pass")
     assert r[0]["changed"] is False and r[0]["needs_diagnosis"] is False
     assert r[0]["ready_body"] == {"status": "ok", "environment": "production", "db": {"status": "ok"},
@@ -165,7 +165,7 @@ def test_probe_cases_against_the_sample_service(ansible, sample_service, silent_
     expected_params = ["base_url: ", "ready_status: ", "assertions.HEALTH-DB: ", "startup_timeout",
                        "redis_url: ", "db_port"]
     for result, param in zip(r[7:], expected_params):
-        assert result["failed"] is True
+        assert result.get("check_task_failed") is True
         assert param in result["msg"], result["msg"]
         assert "Traceback" not in json.dumps(result) and "module_stderr" not in result
     assert r[8]["msg"] == "ready_status: HTTP status codes must be numbers between 100 and 599, got 'abc'"
@@ -239,7 +239,7 @@ def test_all_green_is_go(ansible, sample_service, make_service, pg, redis_server
     assert checks["HEALTH-ENV"]["status"] == "skip"
     # nothing changed on the app hosts; the readiness body is kept for REDIS-HEALTH
     assert run.stats.get("changed", {}).get("app-runbook", 0) == 0
-    facts = run.task_results(task="Record the probe results (and the readiness body for REDIS-HEALTH)",
+    facts = run.task_results(task="Keep the readiness body and the HEALTH-REDIS expression for REDIS-HEALTH (redis_check)",
                              host="app-runbook")[-1]["ansible_facts"]
     assert facts["hunter_ops_ready_body"]["redis"] == {"status": "ok"}
     assert facts["hunter_ops_health_redis_expression"] == "redis.status == 'ok'"

@@ -175,7 +175,7 @@ def test_every_format_round_trips_with_exact_counts(src, ansible, tmp_path, asse
     for options in FORMATS:
         result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(backup_dir),
                                                                  label="pre_v1.0", **options))
-        assert not result.get("failed"), result.get("msg")
+        assert not result.get("check_task_failed"), result.get("msg")
         assert result["changed"] is True
         assert_no_secret(result, src.password)
         path = result["backup"]
@@ -213,7 +213,7 @@ def test_check_mode_reports_the_command_and_writes_nothing(src, ansible, tmp_pat
     backup_dir = tmp_path / "backups"
     result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(backup_dir), label="x"),
                                 check=True)
-    assert not result.get("failed"), result.get("msg")
+    assert not result.get("check_task_failed"), result.get("msg")
     assert result["changed"] is True and "would write" in result["msg"]
     assert "pg_dump" in result["command"][0] and "--format=d" in result["command"][0]
     assert result["checks"]["BACKUP-CMD"]["status"] == "skip"
@@ -245,7 +245,7 @@ def test_counts_match_the_dump_not_the_live_table_while_a_writer_inserts(src, an
     finally:
         stop.set()
         thread.join(10)
-    assert not result.get("failed"), result.get("msg")
+    assert not result.get("check_task_failed"), result.get("msg")
     manifest = result["manifest"]
     live = counts(src)
     assert live["public.signals_archive"] > manifest["tables"]["public.signals_archive"], \
@@ -297,14 +297,14 @@ def test_container_mode_docker_exec_and_compose_exec(src, ansible, tmp_path, ven
     docker = ansible.run_module("hunter.ops.pg_backup", dict(
         conn_args(src), backup_dir=str(tmp_path / "b"), label="pre_v1.0", mode="docker", container="hunter-postgres",
         container_cli=str(fake), format="custom"))
-    assert not docker.get("failed"), docker.get("msg")
+    assert not docker.get("check_task_failed"), docker.get("msg")
     assert docker["manifest"]["tables"] == expected and docker["manifest"]["mode"] == "docker"
     assert docker["command"][0].startswith(f"{fake} exec -i ") and " hunter-postgres pg_dump " in docker["command"][0]
     time.sleep(1)
     compose = ansible.run_module("hunter.ops.pg_backup", dict(
         conn_args(src), backup_dir=str(tmp_path / "b"), label="pre_v1.0", mode="compose", container="postgres",
         container_cli=str(fake), compose_project_dir=str(tmp_path), format="plain-gzip"))
-    assert not compose.get("failed"), compose.get("msg")
+    assert not compose.get("check_task_failed"), compose.get("msg")
     assert compose["backup"].endswith(".sql.gz") and compose["manifest"]["tables"] == expected
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert {c[0] for c in calls} == {"exec", "compose"}
@@ -330,7 +330,7 @@ def test_refuses_pg_dump_older_than_the_server(src, ansible, tmp_path):
         (bindir / tool).symlink_to(src.bindir / tool)
     result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(tmp_path / "b"),
                                                              label="x", pg_bin_dir=str(bindir)))
-    assert result.get("failed")
+    assert result.get("check_task_failed")
     assert "pg_dump 14.9 is older than the server (PostgreSQL 15" in result["msg"]
     assert result["checks"]["BACKUP-CMD"]["status"] == "fail"
     assert backups_in(tmp_path / "b") == [] and leftovers(tmp_path / "b") == []
@@ -341,7 +341,7 @@ def test_a_failing_pipeline_stage_leaves_nothing_and_earlier_backups_intact(src,
     good = AnsibleHarness(base_dir=tmp_path / "a1").run_module(
         "hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(backup_dir), label="x", format="plain",
                                      compression="zstd"))
-    assert not good.get("failed"), good.get("msg")
+    assert not good.get("check_task_failed"), good.get("msg")
     fakebin = tmp_path / "fakebin"
     fakebin.mkdir()
     (fakebin / "zstd").write_text("#!/bin/sh\nhead -c 65536 >/dev/null\necho 'zstd: simulated write error' >&2\n"
@@ -352,7 +352,7 @@ def test_a_failing_pipeline_stage_leaves_nothing_and_earlier_backups_intact(src,
     broken = AnsibleHarness(base_dir=tmp_path / "a2", envvars={"PATH": f"{fakebin}:{venv_bin}:{os.environ['PATH']}"})
     result = broken.run_module("hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(backup_dir), label="x",
                                                             format="plain", compression="zstd"))
-    assert result.get("failed")
+    assert result.get("check_task_failed")
     assert "zstd failed (exit 1): zstd: simulated write error" in result["msg"]
     assert "partial output removed" in result["msg"]
     assert backups_in(backup_dir) == [os.path.basename(good["backup"])] and leftovers(backup_dir) == []
@@ -364,7 +364,7 @@ def test_wrong_password_is_a_clear_error_and_never_shown(src, ansible, tmp_path,
     with PsWatcher() as ps:
         result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(src, password=wrong),
                                                                  backup_dir=str(tmp_path / "b"), label="x"))
-    assert result.get("failed")
+    assert result.get("check_task_failed")
     assert "password authentication failed for user" in result["msg"]
     assert result["checks"]["BACKUP-CMD"]["status"] == "fail"
     assert_no_secret(result, wrong)
@@ -383,11 +383,11 @@ def test_concurrent_runs_wait_on_the_lock_then_fail_clearly(big_pg, tmp_path):
     began = time.monotonic()
     second = AnsibleHarness(base_dir=tmp_path / "second").run_module("hunter.ops.pg_backup", dict(slow, lock_timeout=1))
     assert first.is_alive(), "the first dump finished too early for this test"
-    assert second.get("failed")
+    assert second.get("check_task_failed")
     assert "another backup of this database is running" in second["msg"] and "waited 1 s" in second["msg"]
     assert time.monotonic() - began < 30
     first.join(300)
-    assert not box["result"].get("failed"), box["result"].get("msg")
+    assert not box["result"].get("check_task_failed"), box["result"].get("msg")
     assert backups_in(backup_dir) == [os.path.basename(box["result"]["backup"])]
 
 
@@ -397,7 +397,7 @@ def test_server_stopped_in_the_middle_of_a_large_dump(big_pg, tmp_path):
     earlier = AnsibleHarness(base_dir=tmp_path / "earlier").run_module(
         "hunter.ops.pg_backup", dict(conn_args(big_pg), backup_dir=str(backup_dir), label="x", count_rows=False,
                                      extra_options=["--exclude-table-data", "events"]))
-    assert not earlier.get("failed"), earlier.get("msg")
+    assert not earlier.get("check_task_failed"), earlier.get("msg")
     time.sleep(1)
     thread, box = run_in_thread(tmp_path / "victim", "hunter.ops.pg_backup", dict(
         conn_args(big_pg), backup_dir=str(backup_dir), label="x", format="plain-gzip", compression_level=9))
@@ -407,7 +407,7 @@ def test_server_stopped_in_the_middle_of_a_large_dump(big_pg, tmp_path):
     big_pg.kill()
     thread.join(120)
     result = box["result"]
-    assert result.get("failed")
+    assert result.get("check_task_failed")
     assert "backup of hunter failed: pg_dump failed" in result["msg"] or "database session failed" in result["msg"]
     assert re.search(r"server closed the connection|terminating connection|connection to server", result["msg"])
     assert "partial output removed" in result["msg"]
@@ -427,12 +427,12 @@ def test_disk_full_leaves_nothing_and_earlier_backups_intact(make_pg, ansible, t
         backup_dir = full / "backups"
         earlier = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(pg), backup_dir=str(backup_dir),
                                                                   label="x", format="plain"))
-        assert not earlier.get("failed"), earlier.get("msg")
+        assert not earlier.get("check_task_failed"), earlier.get("msg")
         pg.psql("CREATE TABLE filler AS SELECT g, md5(g::text) AS m FROM generate_series(1, 60000) g;")
         time.sleep(1)
         result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(pg), backup_dir=str(backup_dir),
                                                                  label="x", format="plain"))
-        assert result.get("failed")
+        assert result.get("check_task_failed")
         assert "No space left on device" in result["msg"] and "partial output removed" in result["msg"]
         assert backups_in(backup_dir) == [os.path.basename(earlier["backup"])] and leftovers(backup_dir) == []
         assert bk.verify_backup(earlier["backup"]) == []
@@ -454,11 +454,11 @@ def test_s3_copy_is_verified_and_retention_applies_there(src, s3_server, bucket,
     for _attempt in range(3):
         result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(backup_dir), label="x",
                                                                  format="plain" if not made else "directory"))
-        assert not result.get("failed"), result.get("msg")
+        assert not result.get("check_task_failed"), result.get("msg")
         copy = ansible.run_module("hunter.ops.backup_s3_copy", dict(
             s3_args(s3_server, bucket), backup=result["backup"], s3_multipart_threshold_mb=5,
             s3_multipart_chunk_mb=5))
-        assert not copy.get("failed"), copy.get("msg")
+        assert not copy.get("check_task_failed"), copy.get("msg")
         loc = copy["location"]
         assert loc["verified"] and loc["evidence"]["verified_by"] == ["checksum"]
         assert loc["evidence"]["sha256"] == result["manifest"]["sha256"]
@@ -480,14 +480,14 @@ def test_s3_copy_is_verified_and_retention_applies_there(src, s3_server, bucket,
     s3_server.client().put_object(Bucket=bucket, Key=damaged_key, Body=b"garbage")
     policy = dict(s3_args(s3_server, bucket), backup_dir=str(backup_dir), database="hunter", keep_days=0, keep_count=1)
     dry = ansible.run_module("hunter.ops.backup_retention", policy, check=True)
-    assert not dry.get("failed"), dry.get("msg")
+    assert not dry.get("check_task_failed"), dry.get("msg")
     assert sorted(dry["deleted"]) == sorted([f"local:{made[0]}", f"local:{made[1]}",
                                              f"s3://{bucket}/prod/{made[0]}"])
     assert dry["checks"]["BACKUP-RETENTION"]["message"].startswith("check mode: would delete 3")
     assert backups_in(backup_dir) == sorted(made) and len(s3_server.objects(bucket, "prod/")) == len(stored)
 
     real = ansible.run_module("hunter.ops.backup_retention", policy)
-    assert not real.get("failed"), real.get("msg")
+    assert not real.get("check_task_failed"), real.get("msg")
     assert real["changed"] and real["checks"]["BACKUP-RETENTION"]["status"] == "pass"
     assert backups_in(backup_dir) == [made[2]]
     remaining = s3_server.objects(bucket, "prod/")
@@ -507,7 +507,7 @@ def test_local_retention_by_age_never_deletes_the_newest_valid(src, ansible, tmp
     for _attempt in range(3):
         result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(backup_dir), label="x",
                                                                  format="custom"))
-        assert not result.get("failed"), result.get("msg")
+        assert not result.get("check_task_failed"), result.get("msg")
         made.append(result["backup"])
         time.sleep(1)
     # all three are 10+ days old now; the newest is damaged
@@ -518,7 +518,7 @@ def test_local_retention_by_age_never_deletes_the_newest_valid(src, ansible, tmp
     with open(made[2], "ab") as handle:
         handle.write(b"damage")
     result = ansible.run_module("hunter.ops.backup_retention", dict(backup_dir=str(backup_dir), keep_days=7))
-    assert not result.get("failed"), result.get("msg")
+    assert not result.get("check_task_failed"), result.get("msg")
     assert backups_in(backup_dir) == [os.path.basename(made[1])]
     assert sorted(result["deleted"]) == sorted(f"local:{os.path.basename(p)}" for p in (made[0], made[2]))
     assert result["kept"] == [dict(backup=f"local:{os.path.basename(made[1])}",

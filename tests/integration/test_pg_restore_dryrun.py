@@ -94,7 +94,7 @@ def backups(pg, harness, tmp_path_factory) -> dict[str, Path]:
         for case, fmt, method in FORMATS]
     run, results = harness.run_tasks(tasks, extravars={"db_password": pg.password})
     for (case, fmt, method), result in zip(FORMATS, results):
-        assert not result["failed"], (case, fmt, method, result.get("msg"))
+        assert not result.get("check_task_failed"), (case, fmt, method, result.get("msg"))
     return {case: root / case for case, fmt, method in FORMATS}
 
 
@@ -206,12 +206,12 @@ def test_bad_backups_and_refusals_fail_clearly_and_drop_the_scratch(pg, harness,
     assert dry(3)["status"] == "fail" and dry(3)["evidence"]["mismatches"] == {
         "public.companies": {"expected": 51, "restored": 50}}
     assert "public.companies: 50 rows restored, manifest has 51" in dry(3)["message"]
-    assert r[4]["failed"] and "source database" in r[4]["msg"]
-    assert r[5]["failed"] and "protected" in r[5]["msg"]
-    assert r[6]["failed"] and "production group" in r[6]["msg"]
-    assert r[7]["failed"] and "local to a host of the production group" in r[7]["msg"]
+    assert r[4].get("check_task_failed") and "source database" in r[4]["msg"]
+    assert r[5].get("check_task_failed") and "protected" in r[5]["msg"]
+    assert r[6].get("check_task_failed") and "production group" in r[6]["msg"]
+    assert r[7].get("check_task_failed") and "local to a host of the production group" in r[7]["msg"]
     assert dry(8)["status"] == "pass"
-    assert r[9]["failed"] and r[9]["msg"].startswith("scratch_prefix: ")
+    assert r[9].get("check_task_failed") and r[9]["msg"].startswith("scratch_prefix: ")
     assert dry(10)["status"] == "fail" and "password authentication failed" in dry(10)["message"]
     assert scratch_databases(pg) == []
     assert pg.psql("SELECT count(*) FROM pg_database WHERE datname IN ('keep_me')", superuser=True) == "0"

@@ -1,8 +1,8 @@
-"""The role-recording filters (plugins/filter/checks.py): checks_from, failed_checks, role_check_ids."""
+"""The role_check_ids filter (plugins/filter/checks.py): the IDs a role owns, from the catalogue."""
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.hunter.ops.plugins.filter.checks import checks_from, failed_checks, role_check_ids
+from ansible_collections.hunter.ops.plugins.filter.checks import role_check_ids
 from ansible_collections.hunter.ops.plugins.module_utils.checklist import CHECK_IDS
 
 
@@ -26,13 +26,3 @@ def test_role_check_ids_refuses_an_unknown_role_or_bad_groups():
         role_check_ids("health_checks")
     with pytest.raises(AnsibleFilterError, match="groups must be a list"):
         role_check_ids("redis_check", "cache")
-
-
-def test_checks_from_keeps_the_items_or_fails_every_id_with_the_reason():
-    items = {"REDIS-PING": {"status": "pass", "message": "PONG", "evidence": {}}}
-    assert checks_from({"checks": items}, ["REDIS-PING"]) == items
-    failed = checks_from({"failed": True, "msg": "port: bad\nvalue"}, ["A", "B"])
-    assert failed == failed_checks(["A", "B"], "port: bad value")
-    assert failed["A"] == {"status": "fail", "message": "port: bad value", "evidence": {"error": "port: bad value"}}
-    assert checks_from({"unreachable": True, "msg": "ssh"}, ["A"])["A"]["message"] == "host unreachable: ssh"
-    assert checks_from({"skipped": True}, ["A"])["A"]["message"] == "the check task was skipped: condition false"

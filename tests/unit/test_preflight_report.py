@@ -49,11 +49,34 @@ def test_all_required_pass_is_go_and_warn_does_not_block():
 
 def test_one_failing_host_of_several_blocks_go():
     results = all_pass()
-    results["app2"] = {"HEALTH-READY": item("fail", "503")}
+    results["app2"] = dict(results["app1"], **{"HEALTH-READY": item("fail", "503")})
     rows = pr.collect_rows(results, dict(GROUPS, app2=["app"]), list(DEFAULT_REQUIRED))
     verdict, blocking = pr.decide(rows, list(DEFAULT_REQUIRED))
     assert verdict == "NO-GO"
     assert blocking == [{"id": "HEALTH-READY", "host": "app2", "status": "fail", "message": "503"}]
+
+
+def test_a_silent_host_fails_the_ids_a_sibling_reported():
+    """Issue 9.6: app2 said nothing about HEALTH-READY while app1 passed it: a NO-GO, never a skip."""
+    results = all_pass()
+    results["app2"] = dict((k, v) for k, v in results["app1"].items() if k != "HEALTH-READY")
+    rows = pr.collect_rows(results, dict(GROUPS, app2=["app"]), list(DEFAULT_REQUIRED))
+    ready = dict((r["host"], r) for r in rows if r["id"] == "HEALTH-READY")
+    assert ready["app1"]["status"] == "pass"
+    assert ready["app2"]["status"] == "fail" and "no result from this host" in ready["app2"]["message"]
+    verdict, blocking = pr.decide(rows, list(DEFAULT_REQUIRED))
+    assert verdict == "NO-GO"
+    assert [(b["id"], b["host"]) for b in blocking] == [("HEALTH-READY", "app2")]
+
+
+def test_a_host_whose_items_belong_to_another_run_is_silent_and_says_so():
+    results = all_pass()
+    results["app2"] = {}
+    stale = {"app2": "results recorded by another run (x) were ignored"}
+    rows = pr.collect_rows(results, dict(GROUPS, app2=["app"]), list(DEFAULT_REQUIRED), stale)
+    live = [r for r in rows if r["id"] == "HEALTH-LIVE" and r["host"] == "app2"][0]
+    assert live["status"] == "fail" and "another run" in live["message"]
+    assert pr.decide(rows, list(DEFAULT_REQUIRED))[0] == "NO-GO"
 
 
 def test_non_required_failure_does_not_block():
