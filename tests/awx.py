@@ -112,6 +112,19 @@ def vault_encrypt(plaintext: str, password: str) -> str:
     return vault.encrypt(plaintext).decode()
 
 
+def credential_injection(credential_type: dict, inputs: dict) -> dict:
+    """The extra vars a custom credential type injects (AWX: CredentialType.inject_credential renders
+    each injector template with the credential's inputs in a sandboxed Jinja environment)."""
+    from jinja2.sandbox import SandboxedEnvironment
+    fields = {f["id"] for f in credential_type["inputs"]["fields"]}
+    unknown = set(inputs) - fields
+    missing = set(credential_type["inputs"].get("required", [])) - set(inputs)
+    assert not unknown and not missing, f"credential inputs: unknown {sorted(unknown)}, missing {sorted(missing)}"
+    env = SandboxedEnvironment()
+    return {name: env.from_string(template).render(**inputs)
+            for name, template in credential_type["injectors"].get("extra_vars", {}).items()}
+
+
 @contextlib.contextmanager
 def _without_ansible_environment():
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("ANSIBLE_")}

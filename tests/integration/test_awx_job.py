@@ -15,9 +15,10 @@ import secrets
 import urllib.parse
 
 import pytest
+import yaml
 
 from sandbox.services import SampleService
-from tests.awx import AwxJob, builder_context, galaxy_stage
+from tests.awx import REPO_ROOT, AwxJob, builder_context, credential_injection, galaxy_stage
 from tests.harness import assert_no_secret
 
 pytestmark = pytest.mark.integration
@@ -117,13 +118,24 @@ def preflight_jobs(awx, deployment, app):
 @pytest.fixture(scope="module")
 def backup_job(awx, deployment):
     """Nightly backup job template (playbooks/backup.yml, restore drill chained) with the secrets
-    from a custom credential type's extra_vars injector; no vault credential."""
-    vaulted = deployment["vaulted"]
-    injected = {"hunter_db_password": vaulted["vault_hunter_db_password"],
-                "hunter_backup_s3_access_key": vaulted["vault_hunter_backup_s3_access_key"],
-                "hunter_backup_s3_secret_key": vaulted["vault_hunter_backup_s3_secret_key"]}
+    from the project's custom credential type (awx/credential_type.yml); no Vault credential."""
+    credential_type = yaml.safe_load((REPO_ROOT / "awx" / "credential_type.yml").read_text())
+    # the credential's inputs: field ids are the vault_hunter_* names without the prefix
+    inputs = {name.removeprefix("vault_hunter_"): value for name, value in deployment["vaulted"].items()}
+    injected = credential_injection(credential_type, inputs)
+    # it provides exactly the variables the vaulted file provides
+    assert injected == deployment["vaulted"]
     return awx.run("playbooks/backup.yml", deployment["inventory"], {"pg_backup_chain_restore_drill": True},
                    credential_extra_vars=injected, template="Nightly backup (awx-test)")
+
+
+@pytest.fixture(scope="module")
+def gate_jobs(awx, deployment, preflight_jobs):
+    """The workflow's next node (playbooks/verdict_gate.yml) with each preflight's artifacts as its
+    extra vars, as AWX passes them along a workflow; and with none (the preflight never reported)."""
+    go, nogo = preflight_jobs
+    return [awx.run("playbooks/verdict_gate.yml", deployment["inventory"], extra, template="Verdict gate (awx-test)")
+            for extra in (go.artifact_data, nogo.artifact_data, {})]
 
 
 def _report(run, summary) -> dict:
@@ -189,6 +201,13 @@ def test_nightly_backup_job_with_a_custom_credential(backup_job, deployment):
     assert any(key.startswith("awx/") for key in s3_server.objects(bucket)), "no S3 copy"
     # the credential's file was passed the way AWX passes it, and the job never asked for a vault password
     assert "-e @" in run.cmdline and "--ask-vault-pass" not in run.cmdline
+
+
+def test_workflow_gate_passes_only_a_go_verdict(gate_jobs):
+    on_go, on_nogo, without = gate_jobs
+    assert on_go.rc == 0 and on_go.status == "successful", on_go.stdout[-3000:]
+    assert on_nogo.rc != 0 and f"HEALTH-READY@{APP}" in on_nogo.stdout, on_nogo.stdout[-3000:]
+    assert without.rc != 0 and "no preflight verdict" in without.stdout, without.stdout[-3000:]
 
 
 def test_job_events_and_artifacts_hold_no_secret(preflight_jobs, backup_job, deployment):
