@@ -59,7 +59,7 @@ system_packages() {
 python_env() {
   local py stamp want
   py="$(pick_python)" || die "Python 3.11 or newer is required (set PYTHON=/path/to/python3.11)"
-  want="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)"
+  want="$(cat requirements.txt requirements-collection.txt requirements-dev.txt | sha256sum | cut -c1-16)"
   stamp="$VENV/.hunter-ops-stamp"
   if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     log "virtualenv current ($VENV)"; return 0
