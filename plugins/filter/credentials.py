@@ -41,13 +41,37 @@ def _leaves(value):
         yield str(value)
 
 
+# Keys of a registered task result: a variable holding one is not a secret, whatever its name
+# (`register: _sentry_probe_dsn` holds "pass", "changed"... which must not be scrubbed everywhere).
+_RESULT_KEYS = frozenset(("changed", "failed", "skipped", "unreachable", "invocation", "checks", "msg", "rc"))
+# A value found by its variable's name alone is taken only from this length: a short one ("120",
+# "none") is not a credential, and scrubbing it would garble the report.
+MIN_GUESSED_LENGTH = 6
+
+
+def _guessed(value):
+    """The values of a variable found by its name: strings, lists of strings, or a dict of them
+    (secret headers); never a registered task result."""
+    if isinstance(value, Mapping):
+        if _RESULT_KEYS & set(value):
+            return []
+        items = list(value.values())
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = [value]
+    return [str(v) for v in items if isinstance(v, str) and len(v) >= MIN_GUESSED_LENGTH]
+
+
 def secret_values(hostvars, hosts, names=(), prefixes=("vault_",)):
     """The values of the inventory's secret variables on the given hosts, for the report to scrub.
 
-    A variable counts when it is named in `names`, starts with one of `prefixes`, or its name says
-    it holds a secret (`*_password`, `*_token`, `*_api_key`, `*_secret_key`, `*_dsn`, ...). A variable
-    that cannot be templated on a host (it refers to something undefined there) is skipped: the
-    report must be written whatever the inventory holds.
+    A variable counts when it is named in `names` (every value in it), or starts with one of
+    `prefixes` or has a name that says it holds a secret (`*_password`, `*_token`, `*_api_key`,
+    `*_secret_key`, `*_dsn`, ...): then its strings of 6 characters or more, never a registered
+    task result, and never a variable whose name starts with `_` (a role's private variables and
+    registered results). A variable that cannot be templated on a host (it refers to something
+    undefined there) is skipped: the report must be written whatever the inventory holds.
     """
     if not isinstance(hosts, (list, tuple)):
         raise AnsibleFilterError("secret_values: hosts must be a list of inventory host names")
@@ -61,11 +85,13 @@ def secret_values(hostvars, hosts, names=(), prefixes=("vault_",)):
         except Exception:  # pylint: disable=broad-except
             continue
         for name in candidates:
-            if name not in wanted and not (prefixes and name.startswith(prefixes)) and not is_secret_key(name):
+            guessed = not name.startswith("_") and (bool(prefixes and name.startswith(prefixes))
+                                                    or is_secret_key(name))
+            if name not in wanted and not guessed:
                 continue
             try:
                 value = host_vars[name]
-                found.update(_leaves(value))
+                found.update(_leaves(value) if name in wanted else _guessed(value))
             except Exception:  # pylint: disable=broad-except
                 continue
     return sorted(found)

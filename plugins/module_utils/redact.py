@@ -28,6 +28,8 @@ __metaclass__ = type
 import json
 import re
 
+from ansible_collections.hunter.ops.plugins.module_utils.checklist import CHECK_IDS
+
 REDACTED = "********"
 # Known values shorter than this are not replaced in text: they would mask ordinary words.
 MIN_SECRET_LENGTH = 3
@@ -54,7 +56,8 @@ _DESCRIBING_WORDS = frozenset((
     "mode", "name", "names", "header", "enabled", "set", "required", "source", "variable", "ttl", "expires",
     "expiry", "length", "count", "prefix", "format", "policy", "vars", "variables",
 ))
-_NOT_SECRET_KEYS = frozenset(("PWD", "OLDPWD"))  # the shell's working directories
+# The shell's working directories, and checklist IDs: {"SENTRY-DSN": {item}} holds an item, not a DSN.
+_NOT_SECRET_KEYS = frozenset(("PWD", "OLDPWD") + tuple(CHECK_IDS))
 # Inside a secret-named object, these keys still describe rather than hold the secret
 # ({"dsn": {"scheme": "https", "host": ..., "project_id": "42"}}).
 _DESCRIPTIVE_KEYS = frozenset((

@@ -135,6 +135,8 @@ DATA_KEPT = [
     ("probe key", {"key": "hunter-ops:probe:host:9f8e", "ttl_s": 30}),
     ("request headers without credentials", {"request_headers": {"Accept": "application/json"}}),
     ("numbers", {"duration_ms": 12.3, "status": 200, "port": 5432}),
+    ("checklist id as key", {"SENTRY-DSN": {"status": "pass", "message": "HUNTER_SENTRY_DSN is SET (hidden) and valid",
+                                            "evidence": {"variable": "HUNTER_SENTRY_DSN", "value": "SET (hidden)"}}}),
 ]
 
 
@@ -202,7 +204,7 @@ def test_corpus_names_are_unique_and_counted():
     ("secret_headers", True), ("session_token", True), ("set-cookie", True),
     ("key", False), ("key_prefix", False), ("password_file", False), ("api_key_header", False),
     ("hunter_sentry_dsn_source", False), ("author", False), ("authentication", False), ("PWD", False),
-    ("token_ttl", False), ("public_key", False), ("passing", False),
+    ("token_ttl", False), ("public_key", False), ("passing", False), ("SENTRY-DSN", False),
 ])
 def test_secret_key_names(key, expected):
     assert is_secret_key(key) is expected

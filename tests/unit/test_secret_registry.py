@@ -67,13 +67,23 @@ def test_url_credential_refuses_what_is_not_a_string(bad):
 
 def test_secret_values_by_name_prefix_and_shape():
     hostvars = {
-        "app1": {"hunter_api_key": "k-1", "vault_x": "v-2", "my_db_password": "p-3", "api_key_header": "X-API-Key",
-                 "hunter_sentry_dsn_source": "process", "secret_headers": {"X-T": "t-4"}, "port": 5432,
-                 "hunter_app_redis_url": "redis://:p%2F5@h:6379/0", "ansible_become_pass": "b-6"},
-        "db1": {"hunter_db_password": "p-3", "tokens": ["t-7", "t-8"], "empty_token": ""},
+        "app1": {"hunter_api_key": "key-0001", "vault_x": "vault-02", "my_db_password": "pw-00003",
+                 "api_key_header": "X-API-Key", "hunter_sentry_dsn_source": "process",
+                 "secret_headers": {"X-T": "hdr-0004"}, "port": 5432, "db_password_timeout": 120,
+                 "hunter_app_redis_url": "redis://:p%2F5@h:6379/0", "ansible_become_pass": "b-6",
+                 "short_token": "none"},
+        "db1": {"hunter_db_password": "pw-00003", "tokens": ["tok-0007", "tok-0008"], "empty_token": ""},
     }
     assert secret_values(hostvars, ["app1", "db1", "missing"], ["hunter_app_redis_url", "ansible_become_pass"]) == \
-        ["b-6", "k-1", "p-3", "redis://:p%2F5@h:6379/0", "t-4", "t-7", "t-8", "v-2"]
+        ["b-6", "hdr-0004", "key-0001", "pw-00003", "redis://:p%2F5@h:6379/0", "tok-0007", "tok-0008", "vault-02"]
+
+
+def test_secret_values_never_takes_a_registered_result_or_a_private_variable():
+    """`register: _sentry_probe_dsn` holds a task result: scrubbing its "pass" would garble the report."""
+    result = {"changed": False, "checks": {"SENTRY-DSN": {"status": "pass", "message": "HUNTER_SENTRY_DSN is SET"}}}
+    hostvars = {"app1": {"_sentry_probe_dsn": result, "sentry_probe_dsn_check": result,
+                         "_role_private_token": "private-value-1", "hunter_sentry_api_token": "api-token-1"}}
+    assert secret_values(hostvars, ["app1"]) == ["api-token-1"]
 
 
 def test_secret_values_skips_what_cannot_be_templated():
@@ -83,7 +93,7 @@ def test_secret_values_skips_what_cannot_be_templated():
                 raise ValueError("'undefined_thing' is undefined")
             return dict.__getitem__(self, key)
 
-    assert secret_values({"h": Broken(bad_password="x", good_password="g-1")}, ["h"]) == ["g-1"]
+    assert secret_values({"h": Broken(bad_password="x", good_password="good-pw-1")}, ["h"]) == ["good-pw-1"]
     with pytest.raises(AnsibleFilterError, match="hosts must be a list"):
         secret_values({}, "h")
 
