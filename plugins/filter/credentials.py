@@ -31,12 +31,10 @@ def url_credential(value):
 def _leaves(value):
     if isinstance(value, Mapping):
         for item in value.values():
-            for leaf in _leaves(item):
-                yield leaf
+            yield from _leaves(item)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            for leaf in _leaves(item):
-                yield leaf
+            yield from _leaves(item)
     elif value is not None and not isinstance(value, bool) and str(value) != "":
         yield str(value)
 

@@ -71,12 +71,10 @@ def url_secrets(value):
 def _leaves(value):
     if isinstance(value, dict):
         for item in value.values():
-            for leaf in _leaves(item):
-                yield leaf
+            yield from _leaves(item)
     elif isinstance(value, (list, tuple, set, frozenset)):
         for item in value:
-            for leaf in _leaves(item):
-                yield leaf
+            yield from _leaves(item)
     elif value is not None and not isinstance(value, bool):
         yield value
 

@@ -19,7 +19,7 @@ description:
   - Writes C(report.md), C(report.json) and C(junit.xml) into a new folder
     C(preflight_<environment>_<YYYYmmdd_HHMMSS>) under O(output_dir) and points the C(latest) symlink at it.
   - It does not fail on NO-GO; the caller fails after publishing the result, so the report always exists.
-  - It does not fail when the report cannot be written either: the table and the verdict come back in any case,
+  - It does not fail when the report cannot be written either. The table and the verdict come back in any case,
     and the report goes to the first of O(fallback_dirs), then to a private temporary directory
     (O(fallback_tempdir)), with RV(message) naming the folder asked for, why it failed, and where the report is.
 author:
@@ -400,7 +400,7 @@ def write_report(output_dir, fallback_dirs, use_tempdir, name, render):
         return dict(report_dir=None, fallback=False, warning=None,
                     errors=["the report could not be rendered: %s" % _reason(err)])
     for index, parent in enumerate([output_dir] + list(fallback_dirs or [])):
-        parent = os.path.abspath(os.path.expanduser(parent))
+        parent = os.path.abspath(parent)  # type path: ~ already expanded
         try:
             report_dir, warning = write_into(parent, name, contents)
             return dict(report_dir=report_dir, fallback=index > 0, errors=errors, warning=warning)

@@ -39,7 +39,7 @@ def _report_in(folder: Path) -> dict:
 
 
 def test_unwritable_report_dir_falls_back_and_the_exit_code_follows_go(ansible, tmp_path, redis_server, blocked,
-                                                                        assert_no_secret):
+                                                                       assert_no_secret):
     fallback = tmp_path / "fallback"
     run = ansible.run_playbook(PLAYBOOK, inventory(redis_server), extravars={
         "hunter_ops_report_dir": str(blocked), "hunter_ops_required_checks": ["REDIS-PING"],

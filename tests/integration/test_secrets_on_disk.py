@@ -277,7 +277,7 @@ def test_interrupted_drill_leaves_no_secret_on_disk(signame, sig, tmp_path, mark
 
 
 def test_without_pipelining_a_killed_drill_leaves_its_arguments_on_disk(tmp_path, marked_pg, s3_server, markers,
-                                                                         slow_s3_backup):
+                                                                        slow_s3_backup):
     """The control: what ansible.cfg's pipelining prevents, and proof that the search finds a leak."""
     outcome = _interrupted_drill(tmp_path, marked_pg, s3_server, markers, slow_s3_backup, signal.SIGKILL,
                                  env={"ANSIBLE_PIPELINING": "false"})
@@ -304,4 +304,3 @@ def _interrupted_drill(tmp_path, pg, s3_server, markers, where, sig, env=None):
         for name in pg.psql("SELECT datname FROM pg_database WHERE datname LIKE 'restore\\_drill\\_marked%'",
                             superuser=True).split():
             pg.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', superuser=True)
-
