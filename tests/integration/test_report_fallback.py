@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.services import free_port
+from tests.harness import AnsibleHarness
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "report_fallback.yml"
 
@@ -53,6 +54,7 @@ def test_unwritable_report_dir_falls_back_and_the_exit_code_follows_go(ansible, 
     assert f"written to {fallback}/preflight_" in run.stdout
     assert (fallback / "latest" / "report.json").exists()
     assert run.artifact_data["hunter_ops_preflight"]["report_dir"].startswith(str(fallback))
+    assert "went to an AnsiballZ file" not in run.stdout  # pipelined (ansible.cfg): no warning
     assert_no_secret(run, redis_server.password)
 
 
@@ -109,3 +111,13 @@ def test_report_scrubs_the_inventorys_secrets_in_every_encoding(ansible, tmp_pat
     item = [row for row in run.report["items"] if row["id"] == "API-LEGACY"][0]
     assert item["message"].startswith("upstream said key=") and "********" in item["message"]
     assert_no_secret(run, vaulted, encoded)
+
+
+@pytest.mark.parametrize("env,words", [({"ANSIBLE_PIPELINING": "false"}, "pipelining is off"),
+                                       ({"ANSIBLE_KEEP_REMOTE_FILES": "1"}, "ANSIBLE_KEEP_REMOTE_FILES is on")])
+def test_a_run_that_wrote_module_arguments_to_disk_says_so(tmp_path, redis_server, env, words):
+    harness = AnsibleHarness(base_dir=tmp_path / "ansible", envvars=env)
+    run = harness.run_playbook(PLAYBOOK, inventory(redis_server), extravars={"hunter_ops_required_checks": ["REDIS-PING"]})
+    assert run.rc == 0 and "VERDICT: GO" in run.stdout
+    assert "WARNING: " + words in run.stdout
+
