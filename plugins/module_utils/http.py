@@ -201,6 +201,10 @@ def request_headers(module, *extra):
                 secret.register(module, str(value))
             elif is_secret_key(name):
                 secret.register(module, str(value))
-                module.warn("header %s carries a credential: pass it in secret_headers, not headers (hidden from the "
-                            "task's invocation only there)" % name)
+                warned = getattr(module, "_hunter_ops_warned_headers", set())
+                if name not in warned:  # once per module run, however many requests carry it
+                    module.warn("header %s carries a credential: pass it in secret_headers, not headers (hidden "
+                                "from the task's invocation only there)" % name)
+                    warned.add(name)
+                    setattr(module, "_hunter_ops_warned_headers", warned)
     return merged
