@@ -120,4 +120,3 @@ def test_a_run_that_wrote_module_arguments_to_disk_says_so(tmp_path, redis_serve
     run = harness.run_playbook(PLAYBOOK, inventory(redis_server), extravars={"hunter_ops_required_checks": ["REDIS-PING"]})
     assert run.rc == 0 and "VERDICT: GO" in run.stdout
     assert "WARNING: " + words in run.stdout
-
