@@ -4,7 +4,8 @@ start  runs PostgreSQL (seeded), Redis (password) and the sample service (API
        key enforced, environment production, legacy endpoints removed) on
        loopback ports, keeps them running after it returns, and writes the local
        inventory's generated vars (inventories/local/group_vars/all/zz_sandbox.yml).
-stop   stops everything and removes the generated vars file.
+stop   stops everything, removes the generated vars file and deletes the state dir
+       (logs, backups, Bugsink's data, generated secrets): the next start needs none of it.
 status prints what runs.
 
 State lives in .sandbox/ (gitignored; HUNTER_SANDBOX_DIR and HUNTER_SANDBOX_VARS_FILE
@@ -238,16 +239,27 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
-def cmd_stop(ctx: Context, quiet: bool = False) -> int:
+def cmd_stop(ctx: Context, quiet: bool = False, keep_files: bool = False) -> int:
+    """Stop every service, then delete the state dir's files: the next start makes everything anew,
+    and what is left would hold generated secrets (app.env, redis.conf, Bugsink's token).
+    `keep_files` keeps them (logs) after a failed start, for the diagnosis."""
+    failed = False
     for plugin in reversed(load_plugins()):
         try:
             plugin.stop(ctx)
             if not quiet:
                 print(f"stopped {plugin.name}")
         except Exception as exc:  # keep stopping the others
+            failed = True
             print(f"could not stop {plugin.name}: {exc}", file=sys.stderr)
     VARS_FILE.unlink(missing_ok=True)
-    ctx.state_file.unlink(missing_ok=True)
+    if keep_files or failed:  # a service still running keeps its files
+        ctx.state_file.unlink(missing_ok=True)
+        return 0
+    size = sum(p.stat().st_size for p in ctx.state_dir.rglob("*") if p.is_file() and not p.is_symlink())
+    shutil.rmtree(ctx.state_dir, ignore_errors=True)
+    if not quiet:
+        print(f"removed {_shown(ctx.state_dir)} ({size / 1e6:.1f} MB: logs, backups, Bugsink's data)")
     return 0
 
 
@@ -265,8 +277,9 @@ def cmd_start(ctx: Context) -> int:
             ctx.save()
         except Exception as exc:
             ctx.save()
-            print(f"sandbox: {plugin.name} failed to start: {exc}", file=sys.stderr)
-            cmd_stop(ctx, quiet=True)
+            print(f"sandbox: {plugin.name} failed to start: {exc} (logs kept in {_shown(ctx.state_dir)})",
+                  file=sys.stderr)
+            cmd_stop(ctx, quiet=True, keep_files=True)
             return 1
         seconds = ctx.state["services"].get(plugin.name, {}).get("startup_seconds")
         print(f"started {plugin.name:<15} {plugin.status(ctx)['detail']}"

@@ -2,7 +2,7 @@
 # The whole preflight against the local sandbox, in one command.
 #
 #   scripts/demo.sh          setup, start the sandbox, run preflight.yml, print the report path
-#   scripts/demo.sh stop     stop the sandbox (and remove its generated inventory vars)
+#   scripts/demo.sh stop     stop the sandbox, remove its generated inventory vars and delete .sandbox/
 #   scripts/demo.sh status   what the sandbox runs
 #
 # The sandbox (PostgreSQL, Redis, the sample service, ...) keeps running after the

@@ -36,7 +36,13 @@ options:
   headers:
     description:
       - Extra request headers. Values of credential headers (V(Authorization), V(X-API-Key), cookies) are
-        redacted from the evidence.
+        redacted from the evidence, but the task's invocation shows them; put credentials in O(secret_headers).
+    type: dict
+    default: {}
+  secret_headers:
+    description:
+      - Request headers carrying credentials (for example V(Authorization) or V(X-API-Key)), merged over
+        O(headers). Their values are C(no_log) and redacted wherever they could appear.
     type: dict
     default: {}
 '''

@@ -17,6 +17,7 @@ options:
       - Where the application's environment is read from, on the host the task runs on.
       - V(process) reads C(/proc/<pid>/environ) of the running application, found by O(pid), O(pidfile) or
         O(process_match). Reading another user's process needs root (privilege escalation with C(become)) or that user.
+        The evidence names the process by pid and executable name, never by its arguments (they may hold secrets).
       - V(envfile) reads O(env_files) (C(.env) files or systemd C(EnvironmentFile=) files).
       - V(container) runs C(docker exec <container> env) or C(docker compose exec -T <service> env).
       - V(value) takes the DSN given in O(dsn) (from a vault).

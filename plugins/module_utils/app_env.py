@@ -134,6 +134,24 @@ def _cmdline(pid):
         return None
 
 
+def executable_name(pid):
+    """The name of a process's executable and how many arguments it has; never the arguments themselves
+    (a command line may carry a secret: --ssl-keyfile-password, a DSN)."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            argv = [arg for arg in handle.read().split(b"\0") if arg]
+    except OSError:
+        argv = []
+    name = os.path.basename(argv[0].decode("utf-8", "replace")) if argv else ""
+    if not name:  # kernel threads, or a process that rewrote its argv
+        try:
+            with open("/proc/%d/comm" % pid) as handle:
+                name = handle.read().strip()
+        except OSError:
+            name = "unknown"
+    return name, max(0, len(argv) - 1)
+
+
 def _start_time(pid):
     try:
         with open("/proc/%d/stat" % pid) as handle:
@@ -190,9 +208,9 @@ def _from_process(params, secrets):
 
 def _process_snapshot(pid, how, secrets, matches):
     variables = read_process_environ(pid)
-    cmdline = _cmdline(pid) or ""
-    evidence = {"source": "process", "pid": pid, "found_by": how,
-                "cmdline": redact_text(cmdline[:160], secrets)}
+    name, arguments = executable_name(pid)
+    evidence = {"source": "process", "pid": pid, "found_by": how, "executable": name,
+                "arguments": "%d, not shown" % arguments}
     if len(matches) > 1:
         # Workers inherit the master's environment; the oldest process is the master.
         evidence["matched_pids"] = [match[0] for match in matches][:20]

@@ -20,10 +20,12 @@ import time
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.urls import Request, SSLValidationError, make_context
 
+from ansible_collections.hunter.ops.plugins.module_utils import secret
 from ansible_collections.hunter.ops.plugins.module_utils.redact import (
-    redact_headers, redact_text, redact_url,
+    is_secret_key, redact_headers, redact_text, redact_url,
 )
 from ansible_collections.hunter.ops.plugins.module_utils.results import trim
+from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError
 
 DEFAULT_MAX_BODY = 256 * 1024
 
@@ -176,4 +178,33 @@ def http_argument_spec():
         client_cert=dict(type="path"),
         client_key=dict(type="path", no_log=False),
         headers=dict(type="dict", default={}),
+        secret_headers=dict(type="dict", default={}, no_log=True),
     )
+
+
+def request_headers(module, *extra):
+    """``headers`` merged with ``extra`` mappings and then ``secret_headers`` (which win).
+
+    The values of ``secret_headers`` and of credential headers put in plain ``headers`` (which the
+    task's invocation shows: the module warns) are registered as secrets. Raises
+    ParameterError naming the option when a value is not a string.
+    """
+    merged = {}
+    sources = [("headers", module.params.get("headers"))] + [("headers", more) for more in extra]
+    sources.append(("secret_headers", module.params.get("secret_headers")))
+    for param, headers in sources:
+        for name, value in (headers or {}).items():
+            if value is None or isinstance(value, (dict, list)):
+                raise ParameterError(param, "value of header %r must be a string" % (name,))
+            merged[str(name)] = str(value)
+            if param == "secret_headers":
+                secret.register(module, str(value))
+            elif is_secret_key(name):
+                secret.register(module, str(value))
+                warned = getattr(module, "_hunter_ops_warned_headers", set())
+                if name not in warned:  # once per module run, however many requests carry it
+                    module.warn("header %s carries a credential: pass it in secret_headers, not headers (hidden "
+                                "from the task's invocation only there)" % name)
+                    warned.add(name)
+                    setattr(module, "_hunter_ops_warned_headers", warned)
+    return merged

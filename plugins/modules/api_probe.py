@@ -190,8 +190,8 @@ import json
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.six.moves.urllib.parse import urlencode
 
-from ansible_collections.hunter.ops.plugins.module_utils.http import http_argument_spec, request
-from ansible_collections.hunter.ops.plugins.module_utils.redact import SECRET_HEADERS
+from ansible_collections.hunter.ops.plugins.module_utils import secret
+from ansible_collections.hunter.ops.plugins.module_utils.http import http_argument_spec, request, request_headers
 from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, PASS, SKIP, WARN, check_item
 from ansible_collections.hunter.ops.plugins.module_utils.structure import compare
 from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError, status_codes, url
@@ -238,17 +238,16 @@ def _normalise(param, index, spec, with_status):
 
 
 class ApiProbe(object):
-    def __init__(self, params, check_mode):
-        self.params = params
-        self.check_mode = check_mode
+    def __init__(self, module):
+        self.module = module
+        self.params = params = module.params
+        self.check_mode = module.check_mode
         self.base_url = url("base_url", params["base_url"]).rstrip("/")
         self.api_key = params.get("api_key") or None
-        self.secrets = [s for s in [self.api_key] + [
-            v for k, v in (params.get("headers") or {}).items() if str(k).lower() in SECRET_HEADERS] if s]
+        self.secrets = secret.protect(module)  # every credential header joins it in _headers()
 
     def _headers(self, ep):
-        headers = dict(self.params.get("headers") or {})
-        headers.update(ep.get("headers") or {})
+        headers = request_headers(self.module, ep.get("headers"))
         if self.api_key and ep["send_api_key"]:
             headers[self.params["api_key_header"]] = self.api_key
         return headers
@@ -401,8 +400,9 @@ def worst(statuses):
     return max(statuses, key=STATUS_RANK.get)
 
 
-def run(params, check_mode):
-    probe = ApiProbe(params, check_mode)
+def run(module):
+    params = module.params
+    probe = ApiProbe(module)
     endpoints = [_normalise("endpoints", i, ep, True)
                  for i, ep in enumerate(params.get("endpoints") or DEFAULT_ENDPOINTS)]
     known = set(ep["id"] for ep in endpoints)
@@ -469,7 +469,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
-        checks = run(module.params, module.check_mode)
+        checks = run(module)
     except ParameterError as err:
         module.fail_json(msg=str(err))
     module.exit_json(changed=False, checks=json.loads(json.dumps(checks, default=str)))

@@ -82,6 +82,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hunter.ops.plugins.module_utils import backup as bk
+from ansible_collections.hunter.ops.plugins.module_utils import secret
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_text
 from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, PASS, WARN, check_item
 from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError
@@ -126,7 +127,7 @@ def s3_side(params, now, check_mode):
 
 
 def main():
-    from ansible_collections.hunter.ops.plugins.module_utils.backup_s3 import s3_argument_spec, s3_secrets
+    from ansible_collections.hunter.ops.plugins.module_utils.backup_s3 import s3_argument_spec
     spec = s3_argument_spec()
     spec.update(
         backup_dir=dict(type="path", required=True),
@@ -137,7 +138,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
-    secrets = s3_secrets(p)
+    secrets = secret.protect(module)
     began = time.monotonic()
     try:
         if p["keep_days"] is None or p["keep_days"] < 0:

@@ -91,8 +91,9 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.hunter.ops.plugins.module_utils import backup as bk
+from ansible_collections.hunter.ops.plugins.module_utils import secret
 from ansible_collections.hunter.ops.plugins.module_utils.backup_s3 import (
-    MB, s3_argument_spec, s3_client_from_params, s3_secrets, upload_backup,
+    MB, s3_argument_spec, s3_client_from_params, upload_backup,
 )
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_text
 from ansible_collections.hunter.ops.plugins.module_utils.s3 import HAS_BOTO3, S3Error
@@ -112,7 +113,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
-    secrets = s3_secrets(p)
+    secrets = secret.protect(module)
     where = "s3://%s/%s" % (p.get("s3_bucket") or "?", (p.get("s3_prefix") or "").lstrip("/"))
     location = dict(kind="s3", location=where, verified=False, message="", evidence={})
 

@@ -90,7 +90,7 @@ import threading
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hunter.ops.plugins.module_utils import pg, validate
+from ansible_collections.hunter.ops.plugins.module_utils import pg, secret, validate
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_text
 from ansible_collections.hunter.ops.plugins.module_utils.redis_client import (
     CONNECTION_KINDS, HAS_REDIS, classify, target_from_url,
@@ -196,7 +196,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    secrets = [params.get("db_password"), params.get("redis_url")]
+    secrets = secret.protect(module)  # db_password, redis_url and the password inside it
 
     try:
         db_configured = any(params.get(k) for k in ("db_host", "db_name", "db_user"))

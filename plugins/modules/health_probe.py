@@ -186,7 +186,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.hunter.ops.plugins.module_utils import health, http, validate
+from ansible_collections.hunter.ops.plugins.module_utils import health, http, secret, validate
 from ansible_collections.hunter.ops.plugins.module_utils.redact import SECRET_HEADERS, redact_data
 from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, PASS, SKIP, Stopwatch, check_item
 
@@ -366,6 +366,8 @@ def main():
         opts = parse_options(module.params)
     except validate.ParameterError as err:
         module.fail_json(msg=str(err))
+    secret.protect(module)
+    opts["secrets"] = secret.register(module, opts["secrets"])  # credential headers join the no_log values
     opts["body_from"] = module.params["body_from"]
     opts["expected_environment"] = (module.params.get("expected_environment") or "").strip() or None
 

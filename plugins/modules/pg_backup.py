@@ -218,7 +218,7 @@ from datetime import datetime
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hunter.ops.plugins.module_utils import backup as bk
-from ansible_collections.hunter.ops.plugins.module_utils import pg
+from ansible_collections.hunter.ops.plugins.module_utils import pg, secret
 from ansible_collections.hunter.ops.plugins.module_utils.pg_dump import (
     ClientTools, DumpError, Pipeline, SnapshotSession, check_archive, check_plain, describe, major_of,
     major_of_num, one_line,
@@ -602,7 +602,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
-    secrets = [p["db_password"]] if p["db_password"] else []
+    secrets = secret.protect(module)
     result = dict(changed=False, backup=None, command=[], checks={})
 
     def fail(msg, cmd_status=FAIL, evidence=None):

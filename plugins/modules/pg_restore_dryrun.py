@@ -226,7 +226,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
-from ansible_collections.hunter.ops.plugins.module_utils import backup, backup_s3, pg, s3
+from ansible_collections.hunter.ops.plugins.module_utils import backup, backup_s3, pg, s3, secret
 from ansible_collections.hunter.ops.plugins.module_utils import restore_drill as rules
 from ansible_collections.hunter.ops.plugins.module_utils.pg_dump import TABLES_SQL, ClientTools, describe
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_text
@@ -306,7 +306,7 @@ class Drill(object):
         self.params = module.params
         self.s = settings
         self.admin = settings["admin"]
-        self.secrets = [v for v in [self.params.get("db_password")] + backup_s3.s3_secrets(self.params) if v]
+        self.secrets = secret.protect(module)
         self.selected = None          # dict(path, name, manifest, source, ...)
         self.scratch = None           # name chosen
         self.created = False          # we created it: only then may we drop it

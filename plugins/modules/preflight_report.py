@@ -20,6 +20,9 @@ description:
   - Writes C(report.md), C(report.json) and C(junit.xml) into a new folder
     C(preflight_<environment>_<YYYYmmdd_HHMMSS>) under O(output_dir) and points the C(latest) symlink at it.
   - It does not fail on NO-GO; the caller fails after publishing the result, so the report always exists.
+  - It does not fail when the report cannot be written either. The table and the verdict come back in any case,
+    and the report goes to the first of O(fallback_dirs), then to a private temporary directory
+    (O(fallback_tempdir)), with RV(message) naming the folder asked for, why it failed, and where the report is.
 author:
   - hunter.ops contributors (@hunter-ops)
 options:
@@ -74,10 +77,24 @@ options:
     default: {}
   secrets:
     description:
-      - Values that must never appear in the report; they are replaced wherever they occur.
+      - Values that must never appear in the report (the inventory's passwords, tokens, DSNs, URLs with
+        credentials); they are replaced wherever they occur, percent-encoded and decoded forms and the
+        passwords inside URLs included. C(no_log).
     type: list
     elements: str
     default: []
+  fallback_dirs:
+    description:
+      - Folders tried in order when O(output_dir) cannot be written (missing permissions, a full or read-only disk).
+    type: list
+    elements: path
+    default: ['~/.hunter-ops/reports']
+  fallback_tempdir:
+    description:
+      - When neither O(output_dir) nor O(fallback_dirs) can be written, write the report into a new private
+        temporary directory (C(mkdtemp), mode 0700).
+    type: bool
+    default: true
   table_width:
     description:
       - Width of the message column of the compact table.
@@ -120,14 +137,32 @@ items:
   type: list
   elements: dict
 report_dir:
-  description: Folder the report was written to.
+  description: Folder the report was written to (the fallback one when O(output_dir) could not be written); the
+    planned folder in check mode; null when no report could be written.
   returned: always
   type: str
 files:
-  description: Paths of the written files.
+  description: Paths of the written files (empty when no report could be written).
   returned: always
   type: dict
   sample: {"markdown": "/srv/reports/preflight_staging_20261128_020000/report.md"}
+written:
+  description: Whether the report was written (false in check mode and when no folder could be written).
+  returned: always
+  type: bool
+fallback:
+  description: Whether the report went to a fallback folder instead of O(output_dir).
+  returned: always
+  type: bool
+write_errors:
+  description: Each folder that could not be written, with the reason.
+  returned: always
+  type: list
+  elements: str
+message:
+  description: Where the report is, or why there is none, naming every folder tried.
+  returned: always
+  type: str
 table:
   description: The compact table, one line per row, for printing.
   returned: always
@@ -142,12 +177,15 @@ summary:
 import datetime
 import json
 import os
+import shutil
+import tempfile
 from xml.sax.saxutils import escape, quoteattr
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hunter.ops.plugins.module_utils.checklist import (
     BY_ID, CHECKS, DEFAULT_REQUIRED, SECTIONS,
 )
+from ansible_collections.hunter.ops.plugins.module_utils import secret
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_data, redact_text
 from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, PASS, SKIP, STATUSES, WARN
 
@@ -337,6 +375,87 @@ def _scrub(data, secrets):
     return redact_data(data, secrets)
 
 
+def _unique(path):
+    """``path``, or ``path_2``, ``path_3``...: two runs within one second keep both reports."""
+    suffix = 1
+    while os.path.lexists(path + ("" if suffix == 1 else "_%d" % suffix)):
+        suffix += 1
+    return path + ("" if suffix == 1 else "_%d" % suffix)
+
+
+def write_into(parent, name, contents, latest=True):
+    """Write ``contents`` ({filename: text}) into a new folder ``parent/name``; (folder, warning or None).
+
+    Raises OSError when the folder or a file cannot be written (a partial folder is removed). The
+    ``latest`` symlink is best effort: failing to update it does not lose the report.
+    """
+    os.makedirs(parent, mode=0o750, exist_ok=True)
+    report_dir = _unique(os.path.join(parent, name))
+    os.mkdir(report_dir, 0o750)
+    try:
+        for filename, text in contents.items():
+            _write(os.path.join(report_dir, filename), text)
+    except BaseException:
+        shutil.rmtree(report_dir, ignore_errors=True)
+        raise
+    if not latest:
+        return report_dir, None
+    link = os.path.join(parent, "latest")
+    try:
+        tmp_link = link + ".tmp"
+        if os.path.lexists(tmp_link):
+            os.unlink(tmp_link)
+        os.symlink(os.path.basename(report_dir), tmp_link)
+        os.replace(tmp_link, link)
+    except OSError as err:
+        return report_dir, "could not update %s: %s" % (link, err.strerror or err)
+    return report_dir, None
+
+
+def _reason(err):
+    if isinstance(err, OSError) and err.strerror:
+        return "%s (%s)" % (err.strerror, err.filename) if err.filename else err.strerror
+    return "%s: %s" % (type(err).__name__, err)
+
+
+def write_report(output_dir, fallback_dirs, use_tempdir, name, render):
+    """Write the report into the first folder that takes it: output_dir, each fallback, a private temporary
+    directory. ``render()`` returns {filename: text}. Returns a dict: report_dir (None when nowhere),
+    fallback, errors (one line per folder that failed), warning.
+    """
+    errors = []
+    try:
+        contents = render()
+    except Exception as err:  # pylint: disable=broad-except
+        return dict(report_dir=None, fallback=False, warning=None,
+                    errors=["the report could not be rendered: %s" % _reason(err)])
+    for index, parent in enumerate([output_dir] + list(fallback_dirs or [])):
+        parent = os.path.abspath(parent)  # type path: ~ already expanded
+        try:
+            report_dir, warning = write_into(parent, name, contents)
+            return dict(report_dir=report_dir, fallback=index > 0, errors=errors, warning=warning)
+        except Exception as err:  # pylint: disable=broad-except
+            errors.append("%s: %s" % (parent, _reason(err)))
+    if use_tempdir:
+        try:
+            parent = tempfile.mkdtemp(prefix="hunter-ops-report-")
+            report_dir, warning = write_into(parent, name, contents, latest=False)
+            return dict(report_dir=report_dir, fallback=True, errors=errors, warning=warning)
+        except Exception as err:  # pylint: disable=broad-except
+            errors.append("temporary directory (%s): %s" % (tempfile.gettempdir(), _reason(err)))
+    return dict(report_dir=None, fallback=False, errors=errors, warning=None)
+
+
+def where_message(output_dir, outcome):
+    """One line: where the report is, or why there is none (every folder tried, with its reason)."""
+    if outcome["report_dir"] and not outcome["fallback"]:
+        return "report written to %s" % outcome["report_dir"]
+    if outcome["report_dir"]:
+        return "report NOT written to %s (%s); written to %s instead" % (
+            output_dir, "; ".join(outcome["errors"]), outcome["report_dir"])
+    return "NO REPORT WRITTEN: %s" % "; ".join(outcome["errors"])
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -350,12 +469,14 @@ def main():
             title=dict(type="str", default="Hunter production preflight"),
             decisions=dict(type="dict", default={}),
             secrets=dict(type="list", elements="str", default=[], no_log=True),
+            fallback_dirs=dict(type="list", elements="path", default=["~/.hunter-ops/reports"]),
+            fallback_tempdir=dict(type="bool", default=True),
             table_width=dict(type="int", default=90),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    secrets = [s for s in p["secrets"] if s]
+    secrets = secret.protect(module)  # the inventory's secrets, their encodings, the passwords inside URLs
     required = list(p["required"]) if p["required"] is not None else list(DEFAULT_REQUIRED)
     unknown = [r for r in required if r not in BY_ID]
     if unknown:
@@ -363,6 +484,7 @@ def main():
     if not isinstance(p["results"], dict) or any(v is not None and not isinstance(v, dict) for v in p["results"].values()):
         module.fail_json(msg="results: expected {host: {ID: item}}")
 
+    # Everything the operator must see (rows, verdict, table) is decided before anything is written.
     now = datetime.datetime.now(datetime.timezone.utc)
     rows = collect_rows(_scrub(p["results"], secrets), p["host_groups"], required, p["stale_hosts"])
     for r in rows:
@@ -372,39 +494,39 @@ def main():
     env_slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in p["environment"]) or "unknown"
     meta = {"title": p["title"], "environment": p["environment"], "inventory": p["inventory"],
             "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
-    report_dir = os.path.join(p["output_dir"], "preflight_%s_%s" % (env_slug, now.strftime("%Y%m%d_%H%M%S")))
-    suffix = 1
-    while os.path.exists(report_dir + ("" if suffix == 1 else "_%d" % suffix)):
-        suffix += 1  # two runs within one second keep both reports
-    report_dir += "" if suffix == 1 else "_%d" % suffix
-    files = {"markdown": os.path.join(report_dir, "report.md"), "json": os.path.join(report_dir, "report.json"),
-             "junit": os.path.join(report_dir, "junit.xml")}
+    name = "preflight_%s_%s" % (env_slug, now.strftime("%Y%m%d_%H%M%S"))
     decisions = _scrub(p["decisions"], secrets)
     document = dict(meta, verdict=verdict, blocking=blocking, counts=counts, required=required,
                     decisions=decisions, items=rows)
     table = compact_table(rows, verdict, p["table_width"])
+
+    def render():
+        return {"report.json": json.dumps(document, indent=2, sort_keys=True, default=str) + "\n",
+                "report.md": markdown(meta, rows, verdict, blocking, counts, decisions, required) + "\n",
+                "junit.xml": junit(meta, rows)}
+
+    if module.check_mode:
+        outcome = dict(report_dir=_unique(os.path.join(p["output_dir"], name)), fallback=False, errors=[],
+                       warning=None)
+        message = "check mode: the report would be written to %s" % outcome["report_dir"]
+    else:
+        outcome = write_report(p["output_dir"], p["fallback_dirs"], p["fallback_tempdir"], name, render)
+        message = where_message(p["output_dir"], outcome)
+        if outcome["fallback"] or not outcome["report_dir"]:
+            module.warn(message)
+        if outcome["warning"]:
+            module.warn(outcome["warning"])
+    report_dir = outcome["report_dir"]
+    written = bool(report_dir) and not module.check_mode
+    files = {}
+    if report_dir:
+        files = {"markdown": os.path.join(report_dir, "report.md"), "json": os.path.join(report_dir, "report.json"),
+                 "junit": os.path.join(report_dir, "junit.xml")}
     summary = {"verdict": verdict, "counts": counts, "blocking": ["%s@%s" % (b["id"], b["host"]) for b in blocking],
-               "report_dir": report_dir, "environment": p["environment"]}
-
-    changed = False
-    if not module.check_mode:
-        try:
-            os.makedirs(report_dir, mode=0o750, exist_ok=True)
-            _write(files["json"], json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
-            _write(files["markdown"], markdown(meta, rows, verdict, blocking, counts, decisions, required) + "\n")
-            _write(files["junit"], junit(meta, rows))
-            latest = os.path.join(p["output_dir"], "latest")
-            tmp_link = latest + ".tmp"
-            if os.path.lexists(tmp_link):
-                os.unlink(tmp_link)
-            os.symlink(os.path.basename(report_dir), tmp_link)
-            os.replace(tmp_link, latest)
-        except OSError as err:
-            module.fail_json(msg="output_dir: cannot write the report under %s: %s" % (p["output_dir"], err))
-        changed = True
-
-    module.exit_json(changed=changed, verdict=verdict, blocking=blocking, counts=counts, items=rows,
-                     report_dir=report_dir, files=files, table=table, summary=summary)
+               "report_dir": report_dir, "report_written": written, "environment": p["environment"]}
+    module.exit_json(changed=written, verdict=verdict, blocking=blocking, counts=counts, items=rows,
+                     report_dir=report_dir, files=files, table=table, summary=summary, written=written,
+                     fallback=outcome["fallback"], write_errors=outcome["errors"], message=message)
 
 
 if __name__ == "__main__":

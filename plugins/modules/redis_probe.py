@@ -181,7 +181,7 @@ import uuid
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.hunter.ops.plugins.module_utils import envfile
+from ansible_collections.hunter.ops.plugins.module_utils import envfile, secret
 from ansible_collections.hunter.ops.plugins.module_utils.health import assertion_item, parse_json
 from ansible_collections.hunter.ops.plugins.module_utils.redis_client import (
     HAS_REDIS, REDIS_MUTUALLY_EXCLUSIVE, classify, redis_argument_spec, target_from_params,
@@ -489,6 +489,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    secret.protect(module)
     selected = list(dict.fromkeys(params["checks"]))
     connected = [c for c in selected if c in CONNECTED_CHECKS]
     if connected and not HAS_REDIS:
@@ -497,6 +498,8 @@ def main():
     results = {}
     try:
         resolved = resolve_params(params)
+        if resolved.get("_url_source"):
+            secret.register(module, resolved["url"])  # read from the app's env file: its password too
         if "health" in selected:
             results["REDIS-HEALTH"] = health_item(params)
         target = target_from_params(resolved) if connected else None

@@ -86,7 +86,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hunter.ops.plugins.module_utils import app_env
+from ansible_collections.hunter.ops.plugins.module_utils import app_env, secret
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_data
 from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, check_item
 from ansible_collections.hunter.ops.plugins.module_utils.sentry import DEFAULT_VARIABLE, assess
@@ -106,7 +106,7 @@ def main():
         module.fail_json(msg=str(err))
 
     started = time.monotonic()
-    secrets = [params["dsn"]] if params.get("dsn") else []
+    secrets = secret.protect(module)
     try:
         snapshot = app_env.load(params, secrets)
     except app_env.EnvSourceError as err:
@@ -115,11 +115,12 @@ def main():
                           duration_ms=(time.monotonic() - started) * 1000.0)
         module.exit_json(changed=False, checks={"SENTRY-DSN": item}, dsn_set=False)
 
+    # The DSN and whatever else the environment holds that is secret, in every shape.
+    secret.register_environment(module, snapshot.variables, names=[params["variable"]])
     result = assess(snapshot.variables, params["variable"], snapshot.description, params["allow_http"])
     evidence = dict(snapshot.evidence)
     evidence.update(result.evidence)
-    # The value itself may also sit in a command line or a similar variable's name context: hide it everywhere.
-    evidence = redact_data(evidence, secrets + [snapshot.variables.get(params["variable"])])
+    evidence = redact_data(evidence, secrets)
     item = check_item(result.status, result.message, evidence, duration_ms=(time.monotonic() - started) * 1000.0)
     module.exit_json(changed=False, checks={"SENTRY-DSN": item}, dsn_set=params["variable"] in snapshot.variables)
 

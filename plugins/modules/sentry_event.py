@@ -241,8 +241,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hunter.ops.plugins.module_utils import app_env
 from ansible_collections.hunter.ops.plugins.module_utils import sentry_api
+from ansible_collections.hunter.ops.plugins.module_utils import secret
 from ansible_collections.hunter.ops.plugins.module_utils import sentry_emit
-from ansible_collections.hunter.ops.plugins.module_utils.http import http_argument_spec
+from ansible_collections.hunter.ops.plugins.module_utils.http import http_argument_spec, request_headers
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_data
 from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, PASS, SKIP, check_item
 from ansible_collections.hunter.ops.plugins.module_utils.sentry import DEFAULT_VARIABLE, assess
@@ -325,7 +326,8 @@ class SentryEventProbe(object):
         self.module = module
         self.params = module.params
         self.probe_id = self.params.get("probe_id") or "hunter-probe-%s" % uuid.uuid4().hex[:16]
-        self.secrets = [s for s in (self.params["api_token"], self.params.get("api_key"), self.params.get("dsn")) if s]
+        self.secrets = secret.protect(module)  # what the run discovers (the DSN) joins it
+        self.headers = request_headers(module)  # headers + secret_headers, checked before anything is sent
         http_options = dict(timeout=self.params["timeout"], validate_certs=self.params["validate_certs"],
                             ca_path=self.params["ca_path"], client_cert=self.params["client_cert"],
                             client_key=self.params["client_key"])
@@ -339,7 +341,7 @@ class SentryEventProbe(object):
         p = self.params
         if p["method"] == "sdk":
             return self._emit_sdk()
-        headers = dict(p["headers"] or {})
+        headers = dict(self.headers)
         if p.get("api_key"):
             headers["X-API-Key"] = p["api_key"]
         if p["method"] == "endpoint":
@@ -357,11 +359,12 @@ class SentryEventProbe(object):
             snapshot = app_env.load(p, self.secrets)
         except app_env.EnvSourceError as err:
             return sentry_emit.Emission("sdk", None, failure="cannot read the DSN: %s" % err)
+        secret.register_environment(self.module, snapshot.variables, names=[p["variable"]])
         found = assess(snapshot.variables, p["variable"], snapshot.description, p["allow_http"])
         if found.dsn is None:
             return sentry_emit.Emission("sdk", None, failure="no usable DSN to send with: %s" % found.message,
                                         evidence={"read_from": snapshot.description})
-        self.secrets.extend(s for s in (found.dsn, found.parsed.public_key, found.parsed.secret_key) if s)
+        secret.register(self.module, found.dsn, found.parsed.public_key, found.parsed.secret_key)
         context = {"probe_id": self.probe_id, "runbook": "6.2 SENTRY-EVENT", "method": "sdk",
                    "sent_by": "hunter.ops.sentry_event"}
         emission = sentry_emit.send_with_sdk(found.dsn, p["environment"], self.probe_id, p["timeout"], context,
@@ -494,7 +497,10 @@ def main():
         validate(module.params)
     except ParameterError as err:
         module.fail_json(msg=str(err))
-    probe = SentryEventProbe(module)
+    try:
+        probe = SentryEventProbe(module)
+    except ParameterError as err:
+        module.fail_json(msg=str(err))
     checks, latency, event_id = probe.run()
     module.exit_json(changed=False, checks=checks, latency_s=latency, event_id=event_id, probe_id=probe.probe_id)
 

@@ -105,3 +105,54 @@ def test_artifact_ships_the_execution_environment_metadata(artifact):
         assert meta["dependencies"][kind] in names, kind
     project_only = {"execution-environment.yml", "ee", "context", "awx"}
     assert not [n for n in names if n.split("/")[0] in project_only]
+
+
+# Plaintext vault files an operator may leave in the tree (a copy being edited, an editor's backup):
+# gitignored and never shipped, whatever the inventory. The example files stay.
+VAULT_PLAINTEXT = ["inventories/staging/group_vars/all/vault.yml", "inventories/production/group_vars/all/vault.yaml",
+                   "inventories/staging/group_vars/all/vault.yml.bak", "inventories/staging/group_vars/all/vault.yml~",
+                   "inventories/staging/group_vars/all/.vault.yml.swp", "inventories/acme/group_vars/db/vault.yml",
+                   "inventories/acme/host_vars/db1/vault.yml"]
+VAULT_EXAMPLE = "inventories/staging/group_vars/all/vault.yml.example"
+
+
+def test_plaintext_vault_files_are_gitignored():
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    proc = subprocess.run(["git", "-C", str(REPO), "check-ignore", "--no-index", "--verbose", "--non-matching",
+                           "--stdin"], input="\n".join(VAULT_PLAINTEXT + [VAULT_EXAMPLE]), capture_output=True,
+                          text=True, timeout=60, check=False)
+    verdicts = {line.split("\t")[1]: not line.startswith("::") and not line.split("\t")[0].rsplit(":", 1)[1]
+                .startswith("!") for line in proc.stdout.splitlines()}
+    assert {path for path in VAULT_PLAINTEXT if not verdicts.get(path)} == set()
+    assert verdicts[VAULT_EXAMPLE] is False
+
+
+def test_plaintext_vault_files_never_ship(tmp_path):
+    """build_ignore, checked by a real build of the tracked files plus planted vault files."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True, check=True,
+                             timeout=60).stdout.decode().split("\0")
+    src = tmp_path / "src"
+    for rel in filter(None, tracked):
+        if not (REPO / rel).exists():
+            continue
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, src / rel, follow_symlinks=False)
+    marker = "HOPSMARK-vault-" + tmp_path.name  # not a literal: this very file ships
+    for rel in VAULT_PLAINTEXT:
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text("vault_hunter_db_password: %s\n" % marker)
+    out = tmp_path / "out"
+    galaxy = Path(sys.executable).with_name("ansible-galaxy")
+    proc = subprocess.run([str(galaxy), "collection", "build", "--output-path", str(out), str(src)],
+                          capture_output=True, text=True, timeout=300, check=False, cwd=src)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with tarfile.open(next(out.glob("*.tar.gz"))) as tar:
+        names = [m.name[2:] if m.name.startswith("./") else m.name for m in tar.getmembers()]
+        assert not [n for n in names if n in VAULT_PLAINTEXT], names
+        assert VAULT_EXAMPLE in names
+        for member in tar.getmembers():
+            if member.isfile():
+                assert marker.encode() not in tar.extractfile(member).read(), member.name
