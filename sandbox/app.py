@@ -33,9 +33,28 @@ def parse_faults(spec: str | dict | None) -> dict[str, str]:
     return {route.strip(): status.strip() for route, status in pairs}
 
 
+# Fault switches for the must-fail matrix (tests/integration/must_fail_table.py): HUNTER_BREAK="a,b"
+# makes this process misbehave in the named, realistic ways, with no change in the collection.
+# Every name is listed here with what it breaks; an unknown name stops the service at start, so a
+# typo never runs a "broken" case against a healthy service. Add a name, then use it where the
+# behaviour lives: `if "name" in CONFIG["breaks"]:`.
+BREAKS: dict[str, str] = {
+}
+
+
+def parse_breaks(spec: str | list | None) -> frozenset[str]:
+    names = spec if isinstance(spec, (list, tuple, set, frozenset)) else (spec or "").split(",")
+    names = frozenset(n.strip() for n in names if n and n.strip())
+    unknown = sorted(names - set(BREAKS))
+    if unknown:
+        raise ValueError(f"HUNTER_BREAK: unknown fault switch(es) {unknown}; known: {sorted(BREAKS)}")
+    return names
+
+
 def env_config() -> dict:
     env = os.environ.get
     return {
+        "breaks": parse_breaks(env("HUNTER_BREAK")),
         "environment": env("HUNTER_ENVIRONMENT", "production"),
         "legacy": env("HUNTER_LEGACY", "removed"),
         "legacy_shape": env("HUNTER_LEGACY_SHAPE", "same"),
@@ -280,7 +299,7 @@ async def sandbox_config(request: Request):
         raise HTTPException(404, "Not Found")
     changes = await request.json()
     allowed = {"legacy", "legacy_shape", "legacy_deprecation", "health_shape", "faults",
-               "environment", "startup_delay", "reset"}
+               "environment", "startup_delay", "breaks", "reset"}
     unknown = set(changes) - allowed
     if unknown:
         raise HTTPException(400, f"unknown settings: {sorted(unknown)}")
@@ -289,8 +308,13 @@ async def sandbox_config(request: Request):
         CONFIG["startup_until"] = 0.0  # warm-up is over after a reset
     if "faults" in changes:
         changes["faults"] = parse_faults(changes["faults"])
+    if "breaks" in changes:
+        try:
+            changes["breaks"] = parse_breaks(changes["breaks"])
+        except ValueError as err:
+            raise HTTPException(400, str(err)) from None
     if "startup_delay" in changes:
         changes["startup_until"] = time.monotonic() + float(changes.pop("startup_delay"))
     CONFIG.update(changes)
-    return {k: v for k, v in CONFIG.items() if k != "startup_until"} | {
+    return {k: (sorted(v) if k == "breaks" else v) for k, v in CONFIG.items() if k != "startup_until"} | {
         "starting": time.monotonic() < CONFIG["startup_until"]}

@@ -181,3 +181,26 @@ def ansible(tmp_path, repo_root, venv_python) -> AnsibleHarness:
 @pytest.fixture
 def assert_no_secret():
     return _assert_no_secret
+
+
+# -- the must-fail matrix's table ---------------------------------------------------------------------
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the must-fail matrix (rows x items) when it ran, and keep it under reports/test-results/."""
+    import sys
+    table = sys.modules.get("tests.integration.must_fail_table")
+    if table is None or not table.OBSERVED:
+        return
+    rows = table.OBSERVED
+    items = sum(len(r[3].split(", ")) for r in rows)
+    covered = sorted({i for r in rows for i in r[3].split(", ")})
+    lines = [f"must-fail matrix: {len(rows)} broken deployments x their items = {items} checks, "
+             f"{len(covered)} checklist items covered",
+             "| group | row | broken deployment | must not pass | observed | result |", "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    terminalreporter.write_sep("=", "must-fail matrix")
+    for line in lines:
+        terminalreporter.write_line(line)
+    out = REPO_ROOT / "reports" / "test-results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "must_fail.md").write_text("\n".join(lines) + "\n")

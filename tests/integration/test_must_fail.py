@@ -1,0 +1,131 @@
+"""The must-fail matrix (tests/integration/must_fail_table.py): every row is a real broken deployment
+that must not pass its items, judged in one real run per group beside a healthy baseline host.
+
+The table of what was expected and observed is printed at the end of the test session
+(tests/conftest.py) and written to reports/test-results/must_fail.md.
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.integration.must_fail_table import CASES, OBSERVED
+
+PLAYBOOKS = {"app": Path(__file__).parent / "playbooks" / "must_fail_app.yml"}
+BASELINE = {"app": "mf-baseline-app"}
+
+
+class MatrixContext:
+    """What a row's build(ctx) may use: private servers it can break, the shared healthy ones."""
+
+    def __init__(self, *, pg, redis_server, bugsink, api_key, make_service, make_redis, tmp_path):
+        self.pg_shared, self.redis_shared, self.bugsink, self.api_key = pg, redis_server, bugsink, api_key
+        self._make_service, self._make_redis, self.tmp_path = make_service, make_redis, tmp_path
+        self._lock = threading.Lock()
+
+    def service(self, env: dict | None = None, breaks: tuple[str, ...] = ()):
+        """A private sample service reporting to Bugsink; env merges over the healthy defaults
+        (None removes a variable), breaks are HUNTER_BREAK fault switches."""
+        merged = {"HUNTER_SENTRY_DSN": self.bugsink.dsn, "HUNTER_ENVIRONMENT": "production"}
+        merged.update(env or {})
+        if breaks:
+            merged["HUNTER_BREAK"] = ",".join(breaks)
+        with self._lock:  # the factory keeps a list; starting happens outside the lock
+            service = self._make_service(env=merged, start=False)
+        return service.start()
+
+    def redis(self, **kwargs):
+        with self._lock:
+            return self._make_redis(**kwargs)
+
+    def stopped_redis_url(self) -> str:
+        """The URL of a Redis that was there and is stopped now (its password is real)."""
+        server = self.redis(password="gone-" + self.api_key[-12:])
+        server.stop()
+        return server.url
+
+    def app_host(self, service, **overrides) -> dict:
+        """Inventory variables of an application host running ``service`` on the shared database
+        and Redis, configured for every app-side item."""
+        host = {
+            "hunter_app_url": service.url, "hunter_expected_environment": "production",
+            "hunter_api_key": self.api_key, "hunter_api_legacy_decision": "removed",
+            "hunter_app_db_host": self.pg_shared.host, "hunter_app_db_port": self.pg_shared.port,
+            "hunter_app_db_name": self.pg_shared.database, "hunter_app_db_user": self.pg_shared.user,
+            "hunter_app_db_password": self.pg_shared.password, "hunter_app_redis_url": self.redis_shared.url,
+            "hunter_sentry_dsn_source": "process", "hunter_sentry_pidfile": str(service.pid_path),
+            "hunter_sentry_backend": "bugsink", "hunter_sentry_api_url": self.bugsink.url,
+            "hunter_sentry_api_token": self.bugsink.token, "hunter_sentry_project": str(self.bugsink.project_id),
+            "hunter_sentry_allow_http": True, "sentry_probe_wait_timeout": 20,
+            "health_check_startup_timeout": 2, "health_check_startup_interval": 0.5, "health_check_timeout": 3,
+        }
+        host.update(overrides)
+        return host
+
+    def cache_host(self, **overrides) -> dict:
+        host = {"hunter_redis_host": self.redis_shared.host, "hunter_redis_port": self.redis_shared.port,
+                "hunter_redis_password": self.redis_shared.password, "hunter_redis_db": 0}
+        host.update(overrides)
+        return host
+
+
+@pytest.fixture
+def matrix_ctx(pg, redis_server, bugsink, api_key, make_service, make_redis, tmp_path):
+    return MatrixContext(pg=pg, redis_server=redis_server, bugsink=bugsink, api_key=api_key,
+                         make_service=make_service, make_redis=make_redis, tmp_path=tmp_path)
+
+
+def _row(case, items, required, blocking_ids):
+    observed, problems = [], []
+    for check_id in case.items:
+        item = items.get(check_id)
+        status = item["status"] if item else "missing"
+        observed.append(f"{check_id}={status}")
+        if item is None:
+            problems.append(f"{check_id} not reported")
+        elif status == "pass":
+            problems.append(f"{check_id} passed: {item['message']}")
+        elif check_id in required and check_id not in blocking_ids:
+            problems.append(f"{check_id} is required but does not block GO")
+    return observed, problems
+
+
+@pytest.mark.parametrize("group", sorted(PLAYBOOKS))
+def test_broken_deployments_never_pass_their_items(group, ansible, matrix_ctx):
+    cases = [c for c in CASES if c.group == group]
+    assert cases, f"no must-fail row for group {group}"
+    names = [c.name for c in cases]
+    assert len(set(names)) == len(names), "row names must be unique"
+    with ThreadPoolExecutor(4) as pool:  # private services start concurrently
+        built = list(pool.map(lambda c: c.build(matrix_ctx), cases))
+        baseline = matrix_ctx.app_host(matrix_ctx.service())
+    hosts = {BASELINE[group]: baseline}
+    hosts.update(("mf-" + c.name, host_vars) for c, host_vars in zip(cases, built))
+    inventory = {"all": {"children": {group: {"hosts": hosts},
+                                      "cache": {"hosts": {"mf-baseline-cache": matrix_ctx.cache_host()}}}}}
+    run = ansible.run_playbook(PLAYBOOKS[group], inventory)
+    assert run.report is not None, run.stdout[-3000:]
+    required = set(run.report["required"])
+    by_host: dict[str, dict] = {}
+    for item in run.report["items"]:
+        by_host.setdefault(item["host"], {})[item["id"]] = item
+    blocking: dict[str, set] = {}
+    for b in run.report["blocking"]:
+        blocking.setdefault(b["host"], set()).add(b["id"])
+
+    # The run itself works: the healthy hosts pass every required item they own.
+    for host in (BASELINE[group], "mf-baseline-cache"):
+        assert not blocking.get(host), {i: by_host[host][i]["message"] for i in blocking[host]}
+
+    failures = []
+    for case in cases:
+        host = "mf-" + case.name
+        observed, problems = _row(case, by_host.get(host, {}), required, blocking.get(host, set()))
+        OBSERVED.append((group, case.name, case.why, ", ".join(case.items), ", ".join(observed),
+                         "ok" if not problems else "FALSE PASS"))
+        if problems:
+            failures.append(f"{case.name} ({case.why}): " + "; ".join(problems))
+    assert not failures, "\n".join(failures)
