@@ -116,3 +116,50 @@ def existing_path(param, value, kind="file"):
     if kind == "file" and not os.path.isfile(path):
         raise ParameterError(param, "file %s does not exist" % path)
     return path
+
+
+class InputProblems(object):
+    """Every bad parameter of one module run, each named as the operator set it (issue 9.12).
+
+    A bad value fails exactly the items that use it, and every bad value is reported, not only the
+    first. Roles pass ``param_labels`` (doc fragment hunter.ops.param_labels): ``{option: name}`` with
+    the variable the operator sets, e.g. ``{"db_port": "hunter_app_db_port (health_check_db_port)"}``;
+    messages use that name instead of the module's option.
+
+        problems = InputProblems(module.params.get("param_labels"))
+        port = problems.check("db_port", validate.port, module.params["db_port"])
+        ...
+        if problems.bad("db_port", "db_host"):
+            items["HEALTH-DIAG"] = check_item(FAIL, problems.message("db_port", "db_host"), ...)
+    """
+
+    def __init__(self, labels=None):
+        self.labels = dict(labels or {})
+        self.errors = {}  # option -> problem text (without the name)
+
+    def label(self, param):
+        return self.labels.get(param) or param
+
+    def check(self, param, validator, *args, **kwargs):
+        """validator(param, *args) with ParameterError recorded under ``param``; None when bad."""
+        try:
+            return validator(param, *args, **kwargs)
+        except ParameterError as err:
+            self.add(err.param if err.param.split(".")[0].split("[")[0] == param else param, err.problem)
+            return None
+
+    def add(self, param, problem):
+        self.errors[param] = problem
+
+    def bad(self, *params):
+        """The bad ones among ``params`` (options, or an option's sub-keys such as 'assertions.HEALTH-DB')."""
+        return [p for p in self.errors if p in params or p.split(".")[0].split("[")[0] in params]
+
+    def message(self, *params):
+        """'<name>: <problem>; <name>: <problem>' for the bad ones among ``params`` (all when none given)."""
+        chosen = self.bad(*params) if params else list(self.errors)
+        return "; ".join("%s: %s" % (self._name(p), self.errors[p]) for p in chosen)
+
+    def _name(self, param):
+        base = param.split(".")[0].split("[")[0]
+        return self.label(base) + param[len(base):] if base in self.labels else param
