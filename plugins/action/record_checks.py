@@ -13,7 +13,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.hunter.ops.plugins.module_utils.checklist import BY_ID
 from ansible_collections.hunter.ops.plugins.module_utils.results import STATUSES, check_item
-from ansible_collections.hunter.ops.plugins.plugin_utils.recording import record
+from ansible_collections.hunter.ops.plugins.plugin_utils.recording import host_secrets, record
 
 
 class ActionModule(ActionBase):
@@ -49,4 +49,5 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail("record_checks: %s needs a status among %s" % (check_id, ", ".join(STATUSES)))
             items[check_id] = check_item(item["status"], item.get("message") or "", item.get("evidence") or {})
         keep = self._task.args.get("keep_existing", False)
-        return record(result, self._task, task_vars, items, keep_existing=bool(keep) and keep not in ("false", "no"))
+        return record(result, self._task, task_vars, items, keep_existing=bool(keep) and keep not in ("false", "no"),
+                      secrets=host_secrets(self._templar, task_vars))

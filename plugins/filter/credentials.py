@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.six.moves.urllib.parse import quote
 
-from ansible_collections.hunter.ops.plugins.module_utils.redact import is_secret_key
+from ansible_collections.hunter.ops.plugins.plugin_utils.secret_vars import secret_values_of
 
 
 def url_credential(value):
@@ -28,39 +28,6 @@ def url_credential(value):
     return quote(str(value), safe="")
 
 
-def _leaves(value):
-    if isinstance(value, Mapping):
-        for item in value.values():
-            yield from _leaves(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _leaves(item)
-    elif value is not None and not isinstance(value, bool) and str(value) != "":
-        yield str(value)
-
-
-# Keys of a registered task result: a variable holding one is not a secret, whatever its name
-# (`register: _sentry_probe_dsn` holds "pass", "changed"... which must not be scrubbed everywhere).
-_RESULT_KEYS = frozenset(("changed", "failed", "skipped", "unreachable", "invocation", "checks", "msg", "rc"))
-# A value found by its variable's name alone is taken only from this length: a short one ("120",
-# "none") is not a credential, and scrubbing it would garble the report.
-MIN_GUESSED_LENGTH = 6
-
-
-def _guessed(value):
-    """The values of a variable found by its name: strings, lists of strings, or a dict of them
-    (secret headers); never a registered task result."""
-    if isinstance(value, Mapping):
-        if _RESULT_KEYS & set(value):
-            return []
-        items = list(value.values())
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
-    else:
-        items = [value]
-    return [str(v) for v in items if isinstance(v, str) and len(v) >= MIN_GUESSED_LENGTH]
-
-
 def secret_values(hostvars, hosts, names=(), prefixes=("vault_",)):
     """The values of the inventory's secret variables on the given hosts, for the report to scrub.
 
@@ -73,8 +40,6 @@ def secret_values(hostvars, hosts, names=(), prefixes=("vault_",)):
     """
     if not isinstance(hosts, (list, tuple)):
         raise AnsibleFilterError("secret_values: hosts must be a list of inventory host names")
-    wanted = set(str(n) for n in (names or ()))
-    prefixes = tuple(str(p) for p in (prefixes or ()))
     found = set()
     for host in hosts:
         try:
@@ -82,16 +47,7 @@ def secret_values(hostvars, hosts, names=(), prefixes=("vault_",)):
             candidates = [str(k) for k in host_vars.keys()]
         except Exception:  # pylint: disable=broad-except
             continue
-        for name in candidates:
-            guessed = not name.startswith("_") and (bool(prefixes and name.startswith(prefixes))
-                                                    or is_secret_key(name))
-            if name not in wanted and not guessed:
-                continue
-            try:
-                value = host_vars[name]
-                found.update(_leaves(value) if name in wanted else _guessed(value))
-            except Exception:  # pylint: disable=broad-except
-                continue
+        found.update(secret_values_of(candidates, host_vars.__getitem__, names, prefixes))
     return sorted(found)
 
 

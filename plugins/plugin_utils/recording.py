@@ -12,6 +12,8 @@ verdict is the report's job.
 Facts can outlive a run (a fact cache, AWX's fact storage), and a stale item would be a result
 nobody observed in this run. So the fact ``hunter_ops_run`` names the run that recorded the items:
 a record from another run is dropped, never merged, and the report reads only this run's items.
+Items are scrubbed of the host's secret variables before they are recorded: facts land in that
+cache, beside the runner's job events, whatever the task's no_log says.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -22,8 +24,11 @@ from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.hunter.ops.plugins.module_utils import secret
 from ansible_collections.hunter.ops.plugins.module_utils.checklist import MODULE_IDS
+from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_data
 from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, SKIP, STATUSES
+from ansible_collections.hunter.ops.plugins.plugin_utils.secret_vars import secret_values_of
 
 CHECKS_FACT = "hunter_ops_checks"
 RUN_FACT = "hunter_ops_run"
@@ -95,9 +100,22 @@ def recorded(task_vars, run):
     return dict(facts[CHECKS_FACT])
 
 
-def record(result, task, task_vars, items, keep_existing=False):
+def host_secrets(templar, task_vars):
+    """The values of the host's secret variables (vault_*, *_password, *_token, ...), templated, in
+    every shape they take in text (encoded, the password inside a URL)."""
+    task_vars = task_vars or {}
+    found = set()
+    for value in secret_values_of(list(task_vars), lambda name: templar.template(task_vars[name])):
+        for part in [value] + secret.url_secrets(value):
+            found.update(secret.forms(part))
+    return sorted(found)
+
+
+def record(result, task, task_vars, items, keep_existing=False, secrets=()):
     """Merge ``items`` into the host's facts through ``result`` (the action's return value)."""
     run = run_id(task)
+    if secrets:
+        items = redact_data(items, list(secrets))
     merged = recorded(task_vars, run)
     for check_id, item in items.items():
         if keep_existing and check_id in merged:
@@ -158,4 +176,4 @@ class CheckModuleAction(ActionBase):
             # The failure lives on in the items; the role goes on with its next check.
             result["check_task_failed"] = True
         result["failed"] = False
-        return record(result, self._task, task_vars, items)
+        return record(result, self._task, task_vars, items, secrets=host_secrets(self._templar, task_vars))

@@ -34,7 +34,7 @@ def test_redis_url_with_every_delimiter_in_the_password(ansible, make_redis, ass
     assert ping["checks"]["REDIS-APP-PING"]["status"] == "pass", ping["checks"]
     assert diag["checks"]["HEALTH-DIAG"]["evidence"]["redis"]["ok"] is True, diag["checks"]
     # urlencode leaves '/': the URL's authority ends inside the password and the item fails for the wrong reason
-    assert jinja["failed"] and jinja["msg"].startswith("url: "), jinja
+    assert jinja["check_task_failed"] and jinja["msg"].startswith("url: "), jinja
     assert_no_secret(run, URL_PASSWORD, URL_PASSWORD.split("/")[1])
 
 
@@ -88,5 +88,5 @@ def test_api_probe_credential_headers_never_show(ansible, sample_service, api_ke
     assert good["checks"]["API-V1-LEADS"]["status"] == "pass", good["checks"]["API-V1-LEADS"]
     warned = [w for w in good.get("warnings", []) if "Authorization" in w and "secret_headers" in w]
     assert len(warned) == 1, good.get("warnings")  # once, not once per request
-    assert bad["failed"] and bad["msg"].startswith("secret_headers: "), bad
+    assert bad["check_task_failed"] and bad["msg"].startswith("secret_headers: "), bad
     assert_no_secret(run, header_token, plain_token, api_key)

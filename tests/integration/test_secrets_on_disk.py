@@ -67,7 +67,7 @@ def slow_s3_backup(marked_pg, s3_server, markers, tmp_path_factory) -> dict:
                                        db_user=marked_pg.user, db_password="{{ db_password }}",
                                        backup_dir=str(where), label="marked", format="plain")}],
         extravars={"db_password": markers["db_password"]})
-    assert not results[0]["failed"], results[0].get("msg")
+    assert not results[0].get("check_task_failed"), results[0].get("msg")
     path = Path(results[0]["backup"])
     sql = path.read_text()
     at = sql.index("COPY public.domain_signals")

@@ -116,3 +116,19 @@ def test_api_probe_ids_follow_its_endpoints():
     two = {"endpoints": [{"id": "API-V1-LEADS"}, {"id": "API-V1-SCAN"}, {"id": "API-V1-SCAN"}]}
     assert action.checklist_ids(two) == ["API-V1-LEADS", "API-V1-SCAN", "API-LEGACY", "API-COMPAT"]
     assert list(action.unselected_ids(two)) == ["API-V1-SALES"]
+
+
+def test_items_are_scrubbed_of_the_hosts_secrets_before_they_become_facts():
+    """Facts land in ansible-runner's (and AWX's) fact cache, whatever the task's no_log says."""
+    from ansible.template import Templar
+    from ansible.parsing.dataloader import DataLoader
+
+    task_vars = {"vault_api_key": "HOPSMARK/k3y@x", "hunter_db_password": "{{ vault_db }}",
+                 "vault_db": "pw-HOPSMARK-1", "hunter_sentry_dsn_source": "process", "_private_token": "notme-123"}
+    secrets = recording.host_secrets(Templar(loader=DataLoader(), variables=task_vars), task_vars)
+    assert "HOPSMARK/k3y@x" in secrets and "HOPSMARK%2Fk3y%40x" in secrets and "pw-HOPSMARK-1" in secrets
+    assert "process" not in secrets and "notme-123" not in secrets
+    leaky = {"A": item("warn", "upstream said HOPSMARK%2Fk3y%40x and pw-HOPSMARK-1 via process")}
+    result = recording.record({}, TASK, {}, leaky, secrets=secrets)
+    text = str(result["ansible_facts"]) + str(result["checks"])
+    assert "HOPSMARK" not in text and "via process" in text
