@@ -671,3 +671,66 @@ class SilentServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+# -- a web server that is not the API -------------------------------------------------------
+
+class HtmlCatchAllServer:
+    """Answers every request, whatever its method and path, with 200 and an HTML page: a default
+    virtual host or a single-page app's fallback where the API should be (must-fail matrix)."""
+
+    PAGE = (b"<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head>\n"
+            b"<body><h1>Welcome to nginx!</h1><p>If you see this page, the web server is working.</p></body></html>\n")
+
+    def __init__(self, port: int | None = None):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        page = self.PAGE
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(page)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _answer
+
+            def log_message(self, *args):  # quiet
+                pass
+
+        self.host = LOOPBACK
+        self._server = ThreadingHTTPServer((LOOPBACK, port or 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "HtmlCatchAllServer":
+        return self
+
+    def is_running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(2)
+        self._server.server_close()
+
+    kill = stop
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
