@@ -553,33 +553,55 @@ class RedisServer(ManagedProcess):
 
 # -- the sample service ---------------------------------------------------------------
 
+# App modules that read their settings from an env file in their working directory (the file's name).
+ENV_FILE_APPS = {"sandbox.app_unlike_runbook": ".env"}
+# Kept in the process environment even for those: the sandbox's fault switches, not app settings.
+PROCESS_ONLY_SETTINGS = ("HUNTER_BREAK",)
+
+
 class SampleService(ManagedProcess):
-    """sandbox/app.py under uvicorn, configured through HUNTER_* environment."""
+    """A sample service under uvicorn: ``app_module`` sandbox.app (the runbook's shapes, configured
+    through HUNTER_* environment) by default, or sandbox.app_unlike_runbook (profile B), whose
+    settings (``env``) are written to the env file in its working directory (``env_file_path``)."""
 
     name = "sample-service"
-    cmdline_marker = "sandbox.app:app"
 
     def __init__(self, base_dir, port=None, env: Mapping[str, str] | None = None,
-                 python: str | os.PathLike | None = None):
+                 python: str | os.PathLike | None = None, app_module: str = "sandbox.app"):
         super().__init__(base_dir, port)
         self.env = {k: str(v) for k, v in (env or {}).items() if v is not None}
         self.python = Path(python) if python else venv_python()
+        self.app_module = app_module
+        self.cmdline_marker = f"{app_module}:app"
+        self.env_file = ENV_FILE_APPS.get(app_module)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def env_file_path(self) -> Path | None:
+        return self.base_dir / self.env_file if self.env_file else None
+
+    def prepare(self) -> None:
+        if self.env_file:
+            write_private(self.env_file_path, "".join(
+                f"{k}={v}\n" for k, v in self.env.items() if k not in PROCESS_ONLY_SETTINGS))
+
     def command(self) -> list[str]:
-        return [str(self.python), "-m", "uvicorn", "sandbox.app:app", "--host", self.host,
-                "--port", str(self.port), "--log-level", "warning"]
+        command = [str(self.python), "-m", "uvicorn", self.cmdline_marker, "--host", self.host,
+                   "--port", str(self.port), "--log-level", "warning"]
+        return command + (["--app-dir", str(REPO_ROOT)] if self.env_file else [])
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUNTER_")}
-        env.update(self.env, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+        settings = self.env if not self.env_file else {
+            k: v for k, v in self.env.items() if k in PROCESS_ONLY_SETTINGS}
+        env.update(settings, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
         return env
 
     def cwd(self) -> Path:
-        return REPO_ROOT
+        return self.base_dir if self.env_file else REPO_ROOT
 
     def request(self, method: str, path: str, body=None, headers=None, timeout: float = 10.0):
         """(status, headers, parsed JSON or text) of one request to the service."""
