@@ -123,8 +123,8 @@ def body_conditions(problems, name, value):
     if isinstance(value, string_types) or isinstance(value, (list, tuple)):
         value = {"2xx": value}
     if not isinstance(value, dict):
-        _add(problems, name, "must be a list of JMESPath expressions or a mapping of status code to expressions, "
-                           "got %r" % (value,))
+        _add(problems, name, "must be a list of JMESPath expressions or a mapping of status code to "
+                             "expressions, got %r" % (value,))
         return {}
     parsed = {}
     for key, expressions in value.items():
@@ -214,7 +214,7 @@ def parse_endpoint(problems, param, index, spec, legacy):
 # -- judging one answer ------------------------------------------------------------------------------
 
 def media_type(resp):
-    return str(resp.headers.get("content-type") or "").split(";")[0].strip().lower()
+    return str(resp.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
 
 
 def is_json_type(mtype):

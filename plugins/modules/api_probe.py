@@ -564,10 +564,10 @@ class ApiProbe(object):
                                              p["legacy_removed_status"]) or [404]
         self.supported_status = problems.check("legacy_supported_status", validate.status_codes,
                                                p["legacy_supported_status"]) or [200]
-        self.require_deprecation = api_checks.boolean(problems, "legacy_require_deprecation",
-                                                    p["legacy_require_deprecation"], True)
-        self.null_matches_any = api_checks.boolean(problems, "compat_null_matches_any", p["compat_null_matches_any"],
-                                                 False)
+        self.require_deprecation = api_checks.boolean(
+            problems, "legacy_require_deprecation", p["legacy_require_deprecation"], True)
+        self.null_matches_any = api_checks.boolean(
+            problems, "compat_null_matches_any", p["compat_null_matches_any"], False)
         self.max_differences = 30
         try:
             self.max_differences = int(str(p["max_differences"]).strip())

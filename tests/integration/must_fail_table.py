@@ -56,6 +56,7 @@ REDIS = [
 
 # -- 6.4 API versioning -----------------------------------------------------------------------------
 
+
 def _html_catch_all() -> str:
     """The URL of a web server answering every path with 200 and an HTML page (a default virtual host,
     a single-page app's fallback), started for the row and stopped when the test process ends."""

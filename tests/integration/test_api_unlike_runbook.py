@@ -50,7 +50,7 @@ def by_host(report: dict) -> dict:
 def test_profile_b_gets_a_truthful_go_by_configuration(ansible, make_unlike_runbook_service, api_key,
                                                        assert_no_secret):
     service = make_unlike_runbook_service()
-    # the runbook's defaults do not describe this service: without its configuration it is NO-GO
+
     def inventory(host, variables):
         return {"all": {"children": {"app": {"hosts": {host: variables}}}}}
 
@@ -74,6 +74,7 @@ def test_profile_b_gets_a_truthful_go_by_configuration(ansible, make_unlike_runb
     assert [r["request"].split()[0] for r in legacy["evidence"]["requests"]] == ["GET", "POST"]
     assert_no_secret(run, api_key)
 
+    # the runbook's defaults do not describe this service: without its configuration it is NO-GO
     defaults = ansible.run_playbook(PLAYBOOK, inventory("profile-b-runbook-defaults", {
         "hunter_app_url": service.url, "hunter_api_key": api_key, "hunter_api_legacy_decision": "supported"}),
         extravars={"hunter_ops_required_checks": REQUIRED})
@@ -85,7 +86,7 @@ def test_profile_b_gets_a_truthful_go_by_configuration(ansible, make_unlike_runb
 
 def test_profile_b_broken_in_the_api_ways_fails_the_right_items(ansible, make_unlike_runbook_service, api_key):
     hosts = {"b-healthy": host_vars(make_unlike_runbook_service().url, api_key)}
-    for host, (breaks, _) in BROKEN.items():
+    for host, (breaks, dummy) in BROKEN.items():
         hosts[host] = host_vars(make_unlike_runbook_service(breaks=breaks).url, api_key)
     with HtmlCatchAllServer() as html:
         hosts["b-html-in-front"] = host_vars(html.url, api_key)
@@ -97,7 +98,7 @@ def test_profile_b_broken_in_the_api_ways_fails_the_right_items(ansible, make_un
     blocking: dict[str, set] = {}
     for b in run.report["blocking"]:
         blocking.setdefault(b["host"], set()).add(b["id"])
-    expected = dict((host, failing) for host, (_, failing) in BROKEN.items())
+    expected = dict((host, failing) for host, (dummy, failing) in BROKEN.items())
     expected["b-html-in-front"] = ALL
     expected["b-healthy"] = set()
     wrong = {}

@@ -12,7 +12,8 @@ BASE = "http://127.0.0.1:8000"
 JSON = {"Content-Type": "application/json"}
 
 
-def answer(status, body=None, path="/api/v1/scan", headers=JSON, method="GET", raw=None):
+def answer(status, body=None, path="/api/v1/scan", headers=None, method="GET", raw=None):
+    headers = JSON if headers is None else headers
     text = raw if raw is not None else (json.dumps(body) if body is not None else "")
     return HttpResponse(method, BASE + path, status=status, headers=headers, body=text, duration_ms=3.0)
 
@@ -33,30 +34,30 @@ def judge(resp, ep, key_sent=True, control=None):
 def test_401_passes_only_without_a_key():
     ep = endpoint(id="API-V1-LEADS", path="/api/v1/leads", expected_status="200|401")
     refused = answer(401, {"detail": "invalid or missing API key"}, path="/api/v1/leads")
-    status, message, _ = judge(refused, ep, key_sent=True)
+    status, message, dummy = judge(refused, ep, key_sent=True)
     assert status == "fail" and "although an API key was sent" in message
-    status, message, _ = judge(refused, ep, key_sent=False)
+    status, message, dummy = judge(refused, ep, key_sent=False)
     assert status == "pass" and "no API key sent" in message
     # 403 with a key is a refusal too, even where a list allows it
-    status, _, _ = judge(answer(403, {"detail": "forbidden"}), endpoint(expected_status=[200, 403]))
+    status, dummy, dummy2 = judge(answer(403, {"detail": "forbidden"}), endpoint(expected_status=[200, 403]))
     assert status == "fail"
 
 
 def test_400_and_422_pass_only_for_deliberately_invalid_input():
     valid = endpoint(expected_status=[200, 400])
-    status, message, _ = judge(answer(400, {"detail": "invalid domain"}), valid)
+    status, message, dummy = judge(answer(400, {"detail": "invalid domain"}), valid)
     assert status == "fail" and "valid input" in message
     invalid = endpoint(query={"domain": "not a domain"}, invalid_input=True)
     assert invalid.expected_status == [400, 422]
     assert judge(answer(422, {"detail": [{"msg": "bad"}]}), invalid)[0] == "pass"
-    status, message, _ = judge(answer(200, {"domain": "not a domain"}), invalid)
+    status, message, dummy = judge(answer(200, {"domain": "not a domain"}), invalid)
     assert status == "fail" and "not validated" in message
 
 
 def test_an_answer_must_be_of_the_apis_kind():
     ep = endpoint()
     html = answer(200, raw="<html>Welcome to nginx!</html>", headers={"Content-Type": "text/html; charset=utf-8"})
-    status, message, _ = judge(html, ep)
+    status, message, dummy = judge(html, ep)
     assert status == "fail" and "text/html, not JSON" in message
     assert judge(answer(200, raw="", headers=JSON), ep)[1].endswith(
         "with an empty body, not JSON: not an answer of the API (a web server or proxy in front of it?)")
