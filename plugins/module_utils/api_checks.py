@@ -168,6 +168,7 @@ def parse_endpoint(problems, param, index, spec, legacy):
             bad("id", "a checklist ID is required (for example API-V1-SCAN)")
         elif ep.id in ("API-LEGACY", "API-COMPAT"):
             bad("id", "%s is reported from legacy_endpoints, not endpoints" % ep.id)
+            ep.id = None  # not attributable: the module fails every versioned item with it
     else:
         ep.compare_with = str(spec.get("compare_with") or "").strip() or None
     path = spec.get("path")

@@ -126,5 +126,7 @@ def test_every_bad_setting_is_named_and_kept_per_entry():
     assert problems.bad(*good.problems) == []
     no_id = api_checks.parse_endpoint(problems, "endpoints", 2, {"path": "/x"}, False)
     assert no_id.problems == ["endpoints[2].id"]
+    reserved = api_checks.parse_endpoint(problems, "endpoints", 3, {"id": "API-LEGACY", "path": "/x"}, False)
+    assert reserved.problems == ["endpoints[3].id"] and reserved.id is None
     legacy = api_checks.parse_endpoint(problems, "legacy_endpoints", 0, {"path": "/scan", "id": "X"}, True)
     assert legacy.problems == ["legacy_endpoints[0]"] and legacy.expected_status is None
