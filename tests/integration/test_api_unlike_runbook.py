@@ -8,11 +8,13 @@ API item of that host still passes.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 import yaml
 
-from sandbox.services import HtmlCatchAllServer
+from sandbox.services import HtmlCatchAllServer, ServiceError
 from tests.harness import REPO_ROOT
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "api_preflight.yml"
@@ -114,3 +116,34 @@ def test_profile_b_broken_in_the_api_ways_fails_the_right_items(ansible, make_un
     assert "GET" in items["b-sales-route-removed"]["API-V1-SALES"]["message"]
     assert "text/html, not JSON" in items["b-html-in-front"]["API-V1-LEADS"]["message"]
     assert "$.items: missing in legacy" in items["b-legacy-shape-changed"]["API-COMPAT"]["message"]
+
+
+def test_profile_b_speaks_its_own_shape(make_unlike_runbook_service, api_key):
+    """The service itself: what makes it unlike the runbook, so the tests above prove something."""
+    service = make_unlike_runbook_service(settings={"SENTRY_DSN": "https://public@127.0.0.1:9/1"})
+    key = {"X-API-Key": api_key}
+    # settings from .env in its working directory, never from the process environment
+    assert service.env_file_path.parent == service.cwd() and service.env_file_path.stat().st_mode & 0o077 == 0
+    environ = Path(f"/proc/{service.pid}/environ").read_bytes().split(b"\0")
+    assert not [e for e in environ if e.split(b"=", 1)[0] in (b"DATABASE_URL", b"API_KEYS", b"SENTRY_DSN")]
+    assert service.request("GET", "/healthz/ready")[2] == {"status": "ready", "checks": {"database": True,
+                                                                                        "redis": True}}
+    assert "environment" not in json.dumps(service.request("GET", "/healthz/ready")[2])
+    assert service.request("GET", "/api/v1/info")[2]["environment"] == "production"
+    status, dummy, body = service.request("GET", "/api/v1/leads", headers=key)
+    assert status == 200 and body["total"] == len(body["items"]) > 0
+    assert service.request("GET", "/api/v1/leads")[0] == 401
+    assert service.request("GET", "/api/v1/scan?domain=example.com", headers=key)[0] == 405
+    assert service.request("POST", "/api/v1/scan", {"domain": "example.com"}, headers=key)[0] == 200
+    status, dummy, body = service.request("POST", "/api/v1/scan", {"domain": "unknown-domain.example"}, headers=key)
+    assert status == 404 and body["error"]["code"] == "domain_not_found"
+    assert service.request("POST", "/api/v1/scan", {"domain": "not a domain"}, headers=key)[0] == 422
+    assert service.request("POST", "/debug/test-error", headers=key)[0] == 404
+    status, headers, dummy = service.request("POST", "/scan", {"domain": "example.com"}, headers=key)
+    assert status == 200 and "Deprecation" not in headers and "Sunset" not in headers
+    assert service.request("PUT", "/_sandbox/config", {"reset": True})[2]["sentry"] is True
+    staging = make_unlike_runbook_service(settings={"ENVIRONMENT": "staging",
+                                                    "SENTRY_DSN": "https://public@127.0.0.1:9/1"})
+    assert staging.request("PUT", "/_sandbox/config", {"reset": True})[2]["sentry"] is False
+    with pytest.raises(ServiceError):  # a typo in a fault switch never runs a "broken" case healthy
+        make_unlike_runbook_service(breaks=("no-such-switch",))
