@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 import psycopg
 import redis
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 STARTED = time.monotonic()
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?!-)([a-z0-9-]{1,63}(?<!-)\.)+[a-z]{2,63}$")
@@ -39,6 +39,13 @@ def parse_faults(spec: str | dict | None) -> dict[str, str]:
 # typo never runs a "broken" case against a healthy service. Add a name, then use it where the
 # behaviour lives: `if "name" in CONFIG["breaks"]:`.
 BREAKS: dict[str, str] = {
+    # API (6.4)
+    "api-key-revoked": "the API key clients send is no longer accepted: 401 whatever key is sent",
+    "scan-validation-broken": "the scan refuses valid domains with 400 (broken input validation)",
+    "scan-empty-body": "the scan answers 200 with an empty body",
+    "scan-body-invalid": "the scan answers 200 with JSON that is not a scan result",
+    "sales-route-removed": "the sales-summary route is gone: the framework's generic 404 for every domain",
+    "legacy-scan-removed": "legacy GET /scan answers the framework's 404; the other legacy routes follow HUNTER_LEGACY",
 }
 
 
@@ -133,9 +140,10 @@ def guard(request: Request, route: str, needs_key: bool = True) -> None:
                 event_id = report_exception(exc, request, route)
             raise HTTPException(status, {"error": "injected fault", "event_id": event_id})
         raise HTTPException(status, "injected fault")
-    if needs_key and API_KEYS:
+    if needs_key and (API_KEYS or "api-key-revoked" in CONFIG["breaks"]):
         given = request.headers.get("X-API-Key", "")
-        if not any(secrets.compare_digest(given, key) for key in API_KEYS):
+        accepted = () if "api-key-revoked" in CONFIG["breaks"] else API_KEYS
+        if not any(secrets.compare_digest(given, key) for key in accepted):
             raise HTTPException(401, "invalid or missing API key")
 
 
@@ -203,8 +211,10 @@ def leads_body(limit: int) -> dict:
 
 def scan_body(domain: str) -> dict:
     domain = (domain or "").strip().lower()
-    if not DOMAIN_RE.match(domain):
+    if not DOMAIN_RE.match(domain) or "scan-validation-broken" in CONFIG["breaks"]:
         raise HTTPException(400, "invalid domain")
+    if "scan-body-invalid" in CONFIG["breaks"]:
+        return {"status": "queued"}
     rows = query("SELECT s.signal_type, c.score FROM domain_signals s JOIN companies c "
                  "ON c.id = s.company_id WHERE s.domain = %s ORDER BY s.id", (domain,))
     return {"domain": domain, "known": bool(rows), "score": rows[0]["score"] if rows else 0,
@@ -218,10 +228,16 @@ def v1_leads(request: Request, limit: int = 50):
     return leads_body(max(1, min(limit, 500)))
 
 
+def scan_answer(body: dict):
+    if "scan-empty-body" in CONFIG["breaks"]:
+        return Response(status_code=200, media_type="application/json")
+    return body
+
+
 @app.get("/api/v1/scan")
 def v1_scan(request: Request, domain: str = ""):
     guard(request, "scan")
-    return scan_body(domain)
+    return scan_answer(scan_body(domain))
 
 
 @app.post("/api/v1/scan")
@@ -232,11 +248,13 @@ async def v1_scan_post(request: Request):
     except ValueError:
         raise HTTPException(400, "body must be JSON") from None
     domain = payload.get("domain", "") if isinstance(payload, dict) else ""
-    return scan_body(str(domain))
+    return scan_answer(scan_body(str(domain)))
 
 
 @app.get("/api/v1/leads/{domain}/sales-summary")
 def v1_sales_summary(request: Request, domain: str):
+    if "sales-route-removed" in CONFIG["breaks"]:
+        raise HTTPException(404)  # what the framework answers for a route it does not have
     guard(request, "sales-summary")
     rows = query("SELECT c.domain, c.name, c.segment, c.score, count(s.id) AS signals, "
                  "max(s.observed_at) AS last_signal_at FROM companies c "
@@ -252,7 +270,7 @@ def v1_sales_summary(request: Request, domain: str):
 # -- legacy (unversioned) routes --------------------------------------------------
 
 def legacy(request: Request, route: str, body_factory) -> JSONResponse:
-    if CONFIG["legacy"] != "supported":
+    if CONFIG["legacy"] != "supported" or (route == "legacy-scan" and "legacy-scan-removed" in CONFIG["breaks"]):
         raise HTTPException(404, "Not Found")
     guard(request, route)
     body = body_factory()
@@ -276,6 +294,16 @@ def legacy_leads(request: Request, limit: int = 50):
 @app.get("/scan")
 def legacy_scan(request: Request, domain: str = ""):
     return legacy(request, "legacy-scan", lambda: scan_body(domain))
+
+
+@app.post("/scan")
+async def legacy_scan_post(request: Request):
+    try:
+        payload = await request.json()
+    except ValueError:
+        payload = None
+    domain = payload.get("domain", "") if isinstance(payload, dict) else ""
+    return legacy(request, "legacy-scan", lambda: scan_body(str(domain)))
 
 
 # -- Sentry test error -----------------------------------------------------------------

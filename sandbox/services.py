@@ -553,33 +553,55 @@ class RedisServer(ManagedProcess):
 
 # -- the sample service ---------------------------------------------------------------
 
+# App modules that read their settings from an env file in their working directory (the file's name).
+ENV_FILE_APPS = {"sandbox.app_unlike_runbook": ".env"}
+# Kept in the process environment even for those: the sandbox's fault switches, not app settings.
+PROCESS_ONLY_SETTINGS = ("HUNTER_BREAK",)
+
+
 class SampleService(ManagedProcess):
-    """sandbox/app.py under uvicorn, configured through HUNTER_* environment."""
+    """A sample service under uvicorn: ``app_module`` sandbox.app (the runbook's shapes, configured
+    through HUNTER_* environment) by default, or sandbox.app_unlike_runbook (profile B), whose
+    settings (``env``) are written to the env file in its working directory (``env_file_path``)."""
 
     name = "sample-service"
-    cmdline_marker = "sandbox.app:app"
 
     def __init__(self, base_dir, port=None, env: Mapping[str, str] | None = None,
-                 python: str | os.PathLike | None = None):
+                 python: str | os.PathLike | None = None, app_module: str = "sandbox.app"):
         super().__init__(base_dir, port)
         self.env = {k: str(v) for k, v in (env or {}).items() if v is not None}
         self.python = Path(python) if python else venv_python()
+        self.app_module = app_module
+        self.cmdline_marker = f"{app_module}:app"
+        self.env_file = ENV_FILE_APPS.get(app_module)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def env_file_path(self) -> Path | None:
+        return self.base_dir / self.env_file if self.env_file else None
+
+    def prepare(self) -> None:
+        if self.env_file:
+            write_private(self.env_file_path, "".join(
+                f"{k}={v}\n" for k, v in self.env.items() if k not in PROCESS_ONLY_SETTINGS))
+
     def command(self) -> list[str]:
-        return [str(self.python), "-m", "uvicorn", "sandbox.app:app", "--host", self.host,
-                "--port", str(self.port), "--log-level", "warning"]
+        command = [str(self.python), "-m", "uvicorn", self.cmdline_marker, "--host", self.host,
+                   "--port", str(self.port), "--log-level", "warning"]
+        return command + (["--app-dir", str(REPO_ROOT)] if self.env_file else [])
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUNTER_")}
-        env.update(self.env, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+        settings = self.env if not self.env_file else {
+            k: v for k, v in self.env.items() if k in PROCESS_ONLY_SETTINGS}
+        env.update(settings, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
         return env
 
     def cwd(self) -> Path:
-        return REPO_ROOT
+        return self.base_dir if self.env_file else REPO_ROOT
 
     def request(self, method: str, path: str, body=None, headers=None, timeout: float = 10.0):
         """(status, headers, parsed JSON or text) of one request to the service."""
@@ -663,6 +685,69 @@ class SilentServer:
                 conn.close()
         with contextlib.suppress(OSError):
             self._sock.close()
+
+    kill = stop
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# -- a web server that is not the API -------------------------------------------------------
+
+class HtmlCatchAllServer:
+    """Answers every request, whatever its method and path, with 200 and an HTML page: a default
+    virtual host or a single-page app's fallback where the API should be (must-fail matrix)."""
+
+    PAGE = (b"<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head>\n"
+            b"<body><h1>Welcome to nginx!</h1><p>If you see this page, the web server is working.</p></body></html>\n")
+
+    def __init__(self, port: int | None = None):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        page = self.PAGE
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(page)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _answer
+
+            def log_message(self, *args):  # quiet
+                pass
+
+        self.host = LOOPBACK
+        self._server = ThreadingHTTPServer((LOOPBACK, port or 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "HtmlCatchAllServer":
+        return self
+
+    def is_running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(2)
+        self._server.server_close()
 
     kill = stop
 

@@ -204,3 +204,29 @@ def pytest_terminal_summary(terminalreporter):
     out = REPO_ROOT / "reports" / "test-results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "must_fail.md").write_text("\n".join(lines) + "\n")
+
+
+# -- the sample service's profile B (sandbox/app_unlike_runbook.py) -------------------------------------
+
+@pytest.fixture
+def make_unlike_runbook_service(tmp_path, pg, redis_server, api_key):
+    """make_unlike_runbook_service(settings={...}, breaks=(...), start=True) -> a SampleService running
+    profile B on pg + redis_server, its settings in the .env file of its working directory
+    (`.env_file_path`): DATABASE_URL, REDIS_URL, API_KEYS, ENVIRONMENT (production), SANDBOX_ADMIN (1),
+    SENTRY_DSN when given; a None value removes a setting. breaks are HUNTER_BREAK fault switches."""
+    made = []
+
+    def factory(settings: dict | None = None, breaks: tuple = (), start: bool = True) -> SampleService:
+        env = {"DATABASE_URL": pg.dsn, "REDIS_URL": redis_server.url, "API_KEYS": api_key,
+               "ENVIRONMENT": "production", "SANDBOX_ADMIN": "1"}
+        env.update(settings or {})
+        if breaks:
+            env["HUNTER_BREAK"] = ",".join(breaks)
+        service = SampleService(tmp_path / f"profile-b{len(made)}", app_module="sandbox.app_unlike_runbook",
+                                env={k: v for k, v in env.items() if v is not None})
+        made.append(service)
+        return service.start() if start else service
+
+    yield factory
+    for service in made:
+        service.stop()

@@ -56,9 +56,51 @@ REDIS = [
 
 # -- 6.4 API versioning -----------------------------------------------------------------------------
 
+
+def _html_catch_all() -> str:
+    """The URL of a web server answering every path with 200 and an HTML page (a default virtual host,
+    a single-page app's fallback), started for the row and stopped when the test process ends."""
+    import atexit
+
+    from sandbox.services import HtmlCatchAllServer
+    server = HtmlCatchAllServer()
+    atexit.register(server.stop)
+    return server.url
+
+
+_LEGACY_SUPPORTED = {"HUNTER_LEGACY": "supported", "HUNTER_LEGACY_DEPRECATION": "1"}
+
 API = [
     Case("sales-500", ("API-V1-SALES",), "the sales summary endpoint crashes (500)",
          lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_FAULTS": "sales-summary:500"}))),
+    Case("api-key-revoked", ("API-V1-LEADS",), "the API key the probe sends was revoked (the service answers 401)",
+         lambda ctx: ctx.app_host(ctx.service(breaks=("api-key-revoked",)))),
+    Case("api-key-vault-missing", ("API-V1-LEADS",),
+         "hunter_api_key comes from a vault variable that is not defined (an empty key, nothing sent)",
+         lambda ctx: ctx.app_host(ctx.service(), hunter_api_key="{{ vault_hunter_api_key }}")),
+    Case("scan-validation-broken", ("API-V1-SCAN",), "the scan refuses a valid domain with 400 (validation broken)",
+         lambda ctx: ctx.app_host(ctx.service(breaks=("scan-validation-broken",)))),
+    Case("scan-empty-body", ("API-V1-SCAN",), "the scan answers 200 with an empty body",
+         lambda ctx: ctx.app_host(ctx.service(breaks=("scan-empty-body",)))),
+    Case("scan-body-invalid", ("API-V1-SCAN",), "the scan answers 200 with JSON that is not a scan result",
+         lambda ctx: ctx.app_host(ctx.service(breaks=("scan-body-invalid",)))),
+    Case("sales-route-removed", ("API-V1-SALES",),
+         "the sales-summary route is gone: the framework's generic 404 for every domain",
+         lambda ctx: ctx.app_host(ctx.service(breaks=("sales-route-removed",)))),
+    Case("html-catch-all", ("API-V1-LEADS", "API-V1-SCAN", "API-V1-SALES", "API-LEGACY"),
+         "a web server answering every path with 200 and an HTML page sits where the API should be",
+         lambda ctx: ctx.app_host(ctx.service(), hunter_app_url=_html_catch_all())),
+    Case("legacy-half-removed-as-removed", ("API-LEGACY",),
+         "legacy /scan is removed but /leads still answers 200; the decision says 'removed'",
+         lambda ctx: ctx.app_host(ctx.service(env=_LEGACY_SUPPORTED, breaks=("legacy-scan-removed",)))),
+    Case("legacy-half-removed-as-supported", ("API-LEGACY",),
+         "legacy /scan is removed but /leads still answers 200; the decision says 'supported'",
+         lambda ctx: ctx.app_host(ctx.service(env=_LEGACY_SUPPORTED, breaks=("legacy-scan-removed",)),
+                                  hunter_api_legacy_decision="supported")),
+    Case("legacy-shape-changed", ("API-COMPAT",),
+         "legacy is supported as documented but answers in another shape (renamed keys, other types)",
+         lambda ctx: ctx.app_host(ctx.service(env=dict(_LEGACY_SUPPORTED, HUNTER_LEGACY_SHAPE="different")),
+                                  hunter_api_legacy_decision="supported")),
 ]
 
 CASES = HEALTH + SENTRY + REDIS + API
