@@ -67,7 +67,8 @@ def secret_values_of(names, lookup, wanted=(), prefixes=VAULT_PREFIXES):
             continue
         try:
             value = lookup(name)
+            # str() of each leaf inside the try: an undefined value may only fail when rendered.
+            found.update([str(v) for v in (leaves(value) if name in wanted else guessed(value))])
         except Exception:  # pylint: disable=broad-except
             continue
-        found.update(leaves(value) if name in wanted else guessed(value))
     return found
