@@ -20,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import math
 import os
 import re
 import tempfile
@@ -67,7 +68,7 @@ def _unescape(value):
 
 
 def _number(value):
-    if value != value:  # NaN
+    if math.isnan(value):
         return "NaN"
     if value in (float("inf"), float("-inf")):
         return "+Inf" if value > 0 else "-Inf"

@@ -235,8 +235,8 @@ def newest_backup(params, now):
     evidence.update(newest_backup_finished_at=bk.iso_utc(taken), newest_backup_age_hours=hours(age),
                     newest_backup_age_s=int(age), newest_backup_sha256_checked=params["verify_checksum"])
     if age > params["max_age"] * 3600:
-        return evidence, ["newest backup %s is %.1f h old (max_age %s h): stale" % (item["name"], age / 3600.0,
-                                                                                   params["max_age"])]
+        return evidence, ["newest backup %s is %.1f h old (max_age %s h): stale"
+                          % (item["name"], age / 3600.0, params["max_age"])]
     return evidence, []
 
 

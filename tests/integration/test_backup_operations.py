@@ -205,8 +205,8 @@ def test_pull_over_ssh_verifies_before_keeping_and_keeps_nothing_damaged(pg, ans
     with open(second, "r+b") as handle:
         handle.seek(100)
         handle.write(b"\x00damage\x00")
-    refused = ansible.run_module("hunter.ops.backup_pull", dict(args, source=second,
-                                                              expected_sha256=bk.load_manifest(second)["sha256"]))
+    refused = ansible.run_module("hunter.ops.backup_pull",
+                                 dict(args, source=second, expected_sha256=bk.load_manifest(second)["sha256"]))
     assert refused.get("failed") and not refused["location"]["verified"]
     assert "does not match the original, not kept" in refused["msg"] and "sha256" in refused["msg"]
     assert os.path.basename(second) not in os.listdir(host_dir)
@@ -244,8 +244,8 @@ def test_retention_by_count_with_a_damaged_newest_backup(pg, ansible, tmp_path):
     # every backup damaged: nothing is deleted, and the item says why
     with open(made[2], "ab") as handle:
         handle.write(b"damage")
-    result = ansible.run_module("hunter.ops.backup_retention", dict(policy, keep_count_by_label={"pre_*": 0},
-                                                                     keep_days=0, keep_count=0))
+    result = ansible.run_module("hunter.ops.backup_retention",
+                                dict(policy, keep_count_by_label={"pre_*": 0}, keep_days=0, keep_count=0))
     assert result["checks"]["BACKUP-RETENTION"]["status"] == "warn"   # no limit set
     result = ansible.run_module("hunter.ops.backup_retention", dict(policy, keep_days=0.0000001))
     assert result["deleted"] == [] and backups_in(backup_dir) == sorted(names[2:])
@@ -336,8 +336,8 @@ def test_a_hung_s3_endpoint_costs_one_timeout_per_operation(pg, ansible, tmp_pat
     params["s3_timeout"] = timeout
     took = {}
     began = time.monotonic()
-    result = module_process(tmp_path, "backup_retention", dict(params, backup_dir=str(tmp_path / "b"),
-                                                                database="hunter", keep_days=7))
+    result = module_process(tmp_path, "backup_retention",
+                            dict(params, backup_dir=str(tmp_path / "b"), database="hunter", keep_days=7))
     took["retention"] = time.monotonic() - began
     item = result["checks"]["BACKUP-RETENTION"]
     assert item["status"] == "warn" and "bucket not pruned" in item["message"] and "timeout" in item["message"].lower()
@@ -356,7 +356,7 @@ def test_a_hung_s3_endpoint_costs_one_timeout_per_operation(pg, ansible, tmp_pat
     assert all(timeout <= seconds < 2 * timeout for seconds in took.values()), took
     print("\nhung S3 endpoint: copy %.1f s, listing %.1f s, download %.1f s with s3_timeout 4 s; module processes "
           "with s3_timeout %d s: %s" % (elapsed["copy"], elapsed["listing"], elapsed["download"], timeout,
-                                         ", ".join("%s %.1f s" % kv for kv in took.items())))
+                                        ", ".join("%s %.1f s" % kv for kv in took.items())))
 
 
 def module_process(tmp_path, name, args) -> dict:
@@ -407,17 +407,18 @@ def test_metrics_directory_that_cannot_be_written_is_a_warning_not_a_failure(ans
     blocked = tmp_path / "file-not-dir"
     blocked.write_text("x")
     data = {"checks": {"BACKUP-CMD": {"status": "pass"}, "BACKUP-VALID": {"status": "pass"}}, "backup": None}
-    result = ansible.run_module("hunter.ops.job_metrics", dict(job="backup", directory=str(blocked / "metrics"),
-                                                                labels=dict(host="db1", database="h", label="x"),
-                                                                data=data))
+    labels = dict(host="db1", database="h", label="x")
+    result = ansible.run_module("hunter.ops.job_metrics",
+                                dict(job="backup", directory=str(blocked / "metrics"), labels=labels, data=data))
     assert not result.get("failed") and result["written"] is False and "metrics not written" in result["msg"]
     assert any("metrics not written" in w for w in result.get("warnings", []))
-    bad = ansible.run_module("hunter.ops.job_metrics", dict(job="backup", directory=str(tmp_path),
-                                                             labels=dict(host="db1"), data=data))
+    bad = ansible.run_module("hunter.ops.job_metrics",
+                             dict(job="backup", directory=str(tmp_path), labels=dict(host="db1"), data=data))
     assert bad.get("failed") and bad["msg"] == "labels: backup needs database, label"
-    off = ansible.run_module("hunter.ops.job_metrics", dict(job="preflight", directory="", labels=dict(environment="s"),
-                                                             data={}))
+    off = ansible.run_module("hunter.ops.job_metrics",
+                             dict(job="preflight", directory="", labels=dict(environment="s"), data={}))
     assert not off.get("failed") and off["path"] is None and "off" in off["msg"]
-    check = ansible.run_module("hunter.ops.job_metrics", dict(job="preflight", directory=str(tmp_path / "m"),
-                                                               labels=dict(environment="s"), data={}), check=True)
+    check = ansible.run_module("hunter.ops.job_metrics",
+                               dict(job="preflight", directory=str(tmp_path / "m"), labels=dict(environment="s"),
+                                    data={}), check=True)
     assert check["path"].endswith("hunter_ops_preflight_s.prom") and not (tmp_path / "m").exists()

@@ -68,7 +68,7 @@ def test_the_finish_time_is_the_manifests_not_the_metrics_writers():
 
 
 def test_a_failed_backup_keeps_the_last_success_and_says_it_failed():
-    good, _ = render("backup", LABELS, backup_data())
+    good = render("backup", LABELS, backup_data())[0]
     text, ok = render("backup", LABELS, backup_data(ok=False), previous=good, now=NOW + 86400)
     parsed = samples(text)
     assert not ok
@@ -82,9 +82,9 @@ def test_a_failed_backup_keeps_the_last_success_and_says_it_failed():
 
 
 def test_other_labels_keep_their_series_and_a_failed_first_run_has_no_success():
-    nightly, _ = render("backup", LABELS, backup_data())
-    pre = dict(LABELS, label="pre_v1.0")
-    text, _ = render("backup", pre, backup_data(ok=False), previous=nightly)
+    nightly = render("backup", LABELS, backup_data())[0]
+    pre = {**LABELS, "label": "pre_v1.0"}
+    text = render("backup", pre, backup_data(ok=False), previous=nightly)[0]
     parsed = samples(text)
     assert value(parsed, "hunter_ops_backup_last_run_success", **pre) == 0
     assert ("hunter_ops_backup_last_success_timestamp_seconds", frozenset(pre.items())) not in parsed
@@ -133,13 +133,13 @@ def test_preflight_metrics_hold_the_verdict_and_every_item_per_host():
                  host="cache1", status="fail") == 1
     assert value(parsed, "hunter_ops_preflight_check_status", environment="staging", check="BACKUP-SCHEDULE",
                  host="db1", status="pass") == 0
-    go, _ = render("preflight", {"environment": "staging"}, dict(data, verdict="GO", blocking=[]), previous=text)
+    go = render("preflight", {"environment": "staging"}, dict(data, verdict="GO", blocking=[]), previous=text)[0]
     assert value(samples(go), "hunter_ops_preflight_last_go_timestamp_seconds", environment="staging") == NOW
 
 
 def test_label_values_are_escaped_and_read_back():
     labels = {"host": 'we"ird\\host\nname', "database": "hunter", "label": "daily"}
-    text, _ = render("backup", labels, backup_data())
+    text = render("backup", labels, backup_data())[0]
     parsed = samples(text)
     assert value(parsed, "hunter_ops_backup_last_run_success", **labels) == 1
     mine = metrics.parse(text)
