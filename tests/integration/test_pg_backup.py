@@ -564,6 +564,10 @@ def test_role_s3_unreachable_keeps_the_local_backup_and_fails_location(src, ansi
     assert location["status"] == "fail" and "s3 copy s3://hb/" in location["message"]
     assert "127.0.0.1" in location["message"]
     assert checks["BACKUP-SCHEDULE"]["status"] == "warn"
+    # the bucket cannot be pruned either: a warning, and the local directory is pruned all the same
+    retention = checks["BACKUP-RETENTION"]
+    assert retention["status"] == "warn" and "bucket not pruned" in retention["message"], retention
+    assert retention["evidence"]["local"]["newest_valid"] == os.path.basename(checks["BACKUP-VALID"]["evidence"]["path"])
     kept = backups_in(tmp_path / "backups")
     assert len(kept) == 1 and bk.verify_backup(str(tmp_path / "backups" / kept[0])) == []
     assert_no_secret(run, secret, src.password)
