@@ -101,9 +101,12 @@ class S3Plugin(SandboxPlugin):
         ctx.vars.update({
             "hunter_backup_dir": str(ctx.state_dir / "backups"),
             # The demo's scheduled backup stays inside the sandbox: a cron file here instead of the
-            # machine's crontab (BACKUP-SCHEDULE checks it all the same).
+            # machine's crontab (BACKUP-SCHEDULE reads it; playbooks/install_backup_schedule.yml
+            # writes it).
             "pg_backup_schedule_dir": str(schedule_dir),
             "pg_backup_schedule_cron_file": str(schedule_dir / "cron.d" / "hunter-backup"),
+            # Metrics of the backup, the drill and the preflight for node_exporter (docs/METRICS.md).
+            "hunter_ops_metrics_dir": str(ctx.state_dir / "metrics"),
             "hunter_backup_s3_endpoint_url": server.endpoint_url,
             "hunter_backup_s3_region": server.region,
             "hunter_backup_s3_bucket": self.bucket,

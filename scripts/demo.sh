@@ -38,6 +38,10 @@ if [ -e "$report/report.md" ]; then
 else
   echo "[demo] no report was written under $ROOT/reports" >&2
 fi
+metrics="${HUNTER_SANDBOX_DIR:-$ROOT/.sandbox}/metrics"
+if compgen -G "$metrics/*.prom" >/dev/null; then
+  echo "[demo] metrics for node_exporter (docs/METRICS.md): $(cd "$metrics" && echo *.prom) in $metrics"
+fi
 echo "[demo] preflight exit code $rc ($([ $rc -eq 0 ] && echo GO || echo 'NO-GO or error'));" \
      "the sandbox keeps running: scripts/demo.sh stop"
 exit "$rc"

@@ -42,7 +42,10 @@ options:
     type: str
   s3_timeout:
     description:
-      - Seconds for each S3 connection and each read; a failed request is retried once.
+      - Seconds S3 may keep a request waiting (connecting, or for each read). A request that timed out is not
+        retried, so an endpoint that accepts and never answers costs about this long per operation (the copy,
+        the listing, the download), not once per attempt; an answered error (throttling, 5xx, a reset
+        connection) is retried at most twice, and only within this many seconds of the request's start.
     type: int
     default: 30
 requirements:

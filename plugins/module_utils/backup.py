@@ -25,6 +25,7 @@ __metaclass__ = type
 import calendar
 import errno
 import fcntl
+import fnmatch
 import hashlib
 import json
 import os
@@ -375,33 +376,55 @@ def newest_valid_backup(directory, database=None, label=None, checksum=True, ski
 
 # -- retention ------------------------------------------------------------------------------------
 
-def retention_plan(backups, now, keep_days=7, keep_count=None, protect=None):
-    """Split backups (newest first, each with 'name' and 'created') into (keep, delete).
+def count_limit(label, keep_count=0, count_by_label=None):
+    """The newest-N limit of a label: the first pattern of count_by_label ([(fnmatch pattern, N)], or a
+    dict in its order) that matches it, else keep_count. 0 = no count limit."""
+    pairs = count_by_label.items() if isinstance(count_by_label, dict) else (count_by_label or ())
+    for pattern, limit in pairs:
+        if fnmatch.fnmatchcase(str(label or ""), str(pattern)):
+            return int(limit)
+    return int(keep_count or 0)
 
-    A backup is kept when any rule keeps it: younger than keep_days, among the keep_count
-    newest, or named in `protect` (the newest valid backup is always protected by callers).
-    With neither keep_days nor keep_count set, nothing is deleted. Each item gets 'reason'.
+
+def retention_plan(backups, now, keep_days=7, keep_count=0, protect=None, count_by_label=None):
+    """Split backups (each with 'name', 'created' and optionally 'label') into (keep, delete).
+
+    A backup is deleted when it is older than keep_days, or beyond the newest N of its label
+    (count_limit: count_by_label, else keep_count); both rules are limits, so repeated runs of one
+    label keep a bounded number whatever their age. Backups named in `protect` (callers pass the
+    newest valid backup) are always kept. A limit of 0 is off; with no limit at all nothing is
+    deleted. Each item gets 'reason'.
     """
     protect = set(protect or ())
-    if not keep_days and not keep_count:
+    if not keep_days and not keep_count and not any(int(n or 0) for n in dict(count_by_label or {}).values()):
         return [dict(b, reason="no retention rule set") for b in backups], []
     ordered = sorted(backups, key=lambda b: (b["created"], b["name"]), reverse=True)
+    rank = {}
     keep, delete = [], []
-    for index, item in enumerate(ordered):
+    for item in ordered:
+        label = item.get("label")
+        if label is None:
+            parsed = parse_backup_name(item["name"])
+            label = parsed["label"] if parsed else None
+        index = rank[label] = rank.get(label, -1) + 1
+        limit = count_limit(label, keep_count, count_by_label)
         age_days = (now - item["created"]) / 86400.0
+        why = []
+        if keep_days and age_days >= keep_days:
+            why.append("%.1f days old (keep %s)" % (age_days, keep_days))
+        if limit and index >= limit:
+            why.append("beyond the %d newest of label %s" % (limit, label))
         if item["name"] in protect:
             keep.append(dict(item, reason="newest valid backup (never deleted)"))
-        elif keep_days and age_days < keep_days:
-            keep.append(dict(item, reason="younger than %s days" % keep_days))
-        elif keep_count and index < keep_count:
-            keep.append(dict(item, reason="among the %d newest" % keep_count))
-        else:
-            why = []
-            if keep_days:
-                why.append("%.1f days old (keep %s)" % (age_days, keep_days))
-            if keep_count:
-                why.append("beyond the %d newest" % keep_count)
+        elif why:
             delete.append(dict(item, reason=", ".join(why)))
+        else:
+            kept = []
+            if keep_days:
+                kept.append("younger than %s days" % keep_days)
+            if limit:
+                kept.append("among the %d newest of label %s" % (limit, label))
+            keep.append(dict(item, reason=" and ".join(kept) or "no limit for label %s" % label))
     return keep, delete
 
 

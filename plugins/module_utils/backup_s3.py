@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.hunter.ops.plugins.module_utils import backup
-from ansible_collections.hunter.ops.plugins.module_utils.s3 import S3Error, _error, backups_in, list_objects
+from ansible_collections.hunter.ops.plugins.module_utils.s3 import S3Error, _error, backups_in, list_objects, timed_out
 
 MB = 1024 * 1024
 MIN_PART = 5 * MB  # S3's smallest part (except the last)
@@ -81,14 +81,21 @@ def _put_multipart(s3, bucket, key, path, size, part, parts, extra, concurrency)
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            done = list(pool.map(send, range(len(parts))))
+            futures = [pool.submit(send, index) for index in range(len(parts))]
+            try:
+                done = [future.result() for future in futures]
+            except BaseException:
+                for future in futures:   # parts not started yet would each wait on a hung endpoint too
+                    future.cancel()
+                raise
         s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
                                      MultipartUpload={"Parts": sorted(done, key=lambda p: p["PartNumber"])})
     except Exception as err:  # pylint: disable=broad-except
-        try:
-            s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-        except Exception:  # pylint: disable=broad-except
-            pass  # the lifecycle rule for incomplete uploads is the last resort
+        if not timed_out(err):   # an endpoint that did not answer would not answer the abort either
+            try:
+                s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            except Exception:  # pylint: disable=broad-except
+                pass  # the lifecycle rule for incomplete uploads is the last resort
         raise _error(err, "uploading s3://%s/%s" % (bucket, key))
 
 

@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import time
 
 from ansible_collections.hunter.ops.plugins.module_utils import backup
 
@@ -40,22 +41,65 @@ def _error(err, what):
     return S3Error("%s: %s" % (what, " ".join(str(err).split())))
 
 
+class _WaitBound(object):
+    """Keeps a hung endpoint from costing more than `timeout` per call.
+
+    botocore retries on top of its timeouts: with a 30 s timeout, an endpoint that accepts and never
+    answers cost 90 s per call (three attempts), 194 s for a copy and its listing. Here a request that
+    timed out (connect or read) is never retried, and a retry of an answered error (throttling, 5xx, a
+    reset connection) starts only within `timeout` seconds of the call's start; so each call, and with
+    it the operation it belongs to (which stops at the first failed call), waits at most about
+    `timeout` on an endpoint that does not answer.
+    """
+
+    def __init__(self, timeout):
+        import threading
+        self.timeout = float(timeout)
+        self._local = threading.local()   # multipart uploads share one client across threads
+
+    def call_started(self, **kwargs):
+        self._local.began = time.monotonic()
+
+    def needs_retry(self, caught_exception=None, **kwargs):
+        from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+        if isinstance(caught_exception, (ConnectTimeoutError, ReadTimeoutError)):
+            return False   # False (not None) ends botocore's retry loop: the call fails now
+        began = getattr(self._local, "began", None)
+        if began is not None and time.monotonic() - began >= self.timeout:
+            return False
+        return None        # no opinion: botocore's own retry policy decides (bounded attempts)
+
+
 def client(endpoint_url=None, region=None, access_key=None, secret_key=None, session_token=None, timeout=30):
-    """A boto3 S3 client whose every call is bounded by `timeout` seconds (connect and read)."""
+    """A boto3 S3 client whose calls each wait at most about `timeout` seconds on an endpoint that does
+    not answer (connect and read timeouts, no retry after a timeout; see _WaitBound)."""
     if not HAS_BOTO3:
         raise S3Error("boto3 is required for S3 backups")
     import boto3
     import botocore.config
     config = botocore.config.Config(connect_timeout=timeout, read_timeout=timeout,
-                                    retries={"max_attempts": 2, "mode": "standard"},
+                                    retries={"total_max_attempts": 3, "mode": "standard"},
                                     s3={"addressing_style": "path"} if endpoint_url else None)
     try:
-        return boto3.session.Session().client(
+        s3 = boto3.session.Session().client(
             "s3", endpoint_url=endpoint_url or None, region_name=region or None,
             aws_access_key_id=access_key or None, aws_secret_access_key=secret_key or None,
             aws_session_token=session_token or None, config=config)
     except Exception as err:  # pylint: disable=broad-except
         raise _error(err, "S3 client")
+    bound = _WaitBound(timeout)
+    s3.meta.events.register_first("before-call.s3", bound.call_started)
+    s3.meta.events.register_first("needs-retry.s3", bound.needs_retry)
+    return s3
+
+
+def timed_out(err):
+    """True when an S3 call failed because the endpoint did not answer in time (nothing to retry or clean up)."""
+    try:
+        from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+    except ImportError:
+        return False
+    return isinstance(err, (ConnectTimeoutError, ReadTimeoutError))
 
 
 def normalize_prefix(prefix):
@@ -115,6 +159,9 @@ def read_manifest(s3, bucket, key):
 
 def download(s3, bucket, item, dest_dir):
     """Download one backup (a file, or every object of a directory backup) into dest_dir; its path."""
+    from boto3.s3.transfer import TransferConfig
+    # s3transfer retries a failed download 5 times on top of botocore: once is enough (see _WaitBound)
+    config = TransferConfig(num_download_attempts=1)
     path = os.path.join(dest_dir, item["name"])
     try:
         if item["files"]:
@@ -124,9 +171,9 @@ def download(s3, bucket, item, dest_dir):
                     raise S3Error("refusing object %s: it would land outside %s" % (key, path))
                 if not os.path.isdir(os.path.dirname(target)):
                     os.makedirs(os.path.dirname(target))
-                s3.download_file(bucket, key, target)
+                s3.download_file(bucket, key, target, Config=config)
         else:
-            s3.download_file(bucket, item["key"], path)
+            s3.download_file(bucket, item["key"], path, Config=config)
     except S3Error:
         raise
     except Exception as err:  # pylint: disable=broad-except

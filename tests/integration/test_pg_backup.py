@@ -555,7 +555,7 @@ def test_role_s3_unreachable_keeps_the_local_backup_and_fails_location(src, ansi
     inventory = role_inventory(
         src, tmp_path, hunter_backup_s3_endpoint_url=f"http://127.0.0.1:{free_port()}", hunter_backup_s3_bucket="hb",
         hunter_backup_s3_region="us-east-1", hunter_backup_s3_access_key="AKIATEST", hunter_backup_s3_secret_key=secret,
-        pg_backup_s3_timeout=2, pg_backup_remote_host="", pg_backup_schedule_enabled=False)
+        pg_backup_s3_timeout=2, pg_backup_remote_host="")
     run = ansible.run_playbook("playbooks/pg_backup.yml", inventory)
     assert run.rc == 0, run.stdout[-3000:]
     checks = items(run)
@@ -564,69 +564,44 @@ def test_role_s3_unreachable_keeps_the_local_backup_and_fails_location(src, ansi
     assert location["status"] == "fail" and "s3 copy s3://hb/" in location["message"]
     assert "127.0.0.1" in location["message"]
     assert checks["BACKUP-SCHEDULE"]["status"] == "warn"
+    # the bucket cannot be pruned either: a warning, and the local directory is pruned all the same
+    retention = checks["BACKUP-RETENTION"]
+    assert retention["status"] == "warn" and "bucket not pruned" in retention["message"], retention
+    assert retention["evidence"]["local"]["newest_valid"] == os.path.basename(checks["BACKUP-VALID"]["evidence"]["path"])
     kept = backups_in(tmp_path / "backups")
     assert len(kept) == 1 and bk.verify_backup(str(tmp_path / "backups" / kept[0])) == []
     assert_no_secret(run, secret, src.password)
 
 
 @pytest.mark.slow
-def test_role_full_run_is_idempotent_and_the_cron_command_runs(src, s3_server, bucket, ansible, tmp_path,
-                                                               assert_no_secret):
+def test_role_full_run_copies_everywhere_and_installs_nothing(src, s3_server, bucket, ansible, tmp_path,
+                                                              assert_no_secret):
     inventory = role_inventory(
         src, tmp_path, hunter_backup_s3_endpoint_url=s3_server.endpoint_url, hunter_backup_s3_bucket=bucket,
         hunter_backup_s3_prefix="role/", hunter_backup_s3_region="us-east-1",
         hunter_backup_s3_access_key=s3_server.access_key, hunter_backup_s3_secret_key=s3_server.secret_key,
         pg_backup_remote_dir=str(tmp_path / "remote"))
     cron_file = tmp_path / "cron.d" / "hunter-backup"
-    # A stable inventory file, as an operator's is (the job's wrapper names it).
-    inventory["all"]["vars"].update(ansible_connection="local", ansible_python_interpreter=sys.executable)
-    inventory_file = tmp_path / "inventory.yml"
-    inventory_file.write_text(json.dumps(inventory))
-    inventory_file.chmod(0o600)
-    inventory = str(inventory_file)
     first = ansible.run_playbook("playbooks/backup.yml", inventory)
     assert first.rc == 0, first.stdout[-3000:]
     checks = items(first)
     assert {k: v["status"] for k, v in checks.items()} == {
         "BACKUP-CMD": "pass", "BACKUP-VALID": "pass", "BACKUP-LOCATION": "pass", "BACKUP-RETENTION": "pass",
-        "BACKUP-SCHEDULE": "warn"}  # no cron daemon runs in this machine
-    assert "no cron daemon" in checks["BACKUP-SCHEDULE"]["message"]
+        "BACKUP-SCHEDULE": "warn"}  # no job installed: the role only checks (playbooks/install_backup_schedule.yml)
+    assert "no scheduled backup job installed" in checks["BACKUP-SCHEDULE"]["message"]
     evidence = checks["BACKUP-VALID"]["evidence"]
     assert evidence["path"].startswith(str(tmp_path / "backups")) and evidence["size_bytes"] > 0 and evidence["sha256"]
     assert "3 places" in checks["BACKUP-LOCATION"]["message"]
     name = os.path.basename(evidence["path"])
     assert bk.verify_backup(str(tmp_path / "remote" / name)) == []
     assert f"role/{name}.manifest.json" in s3_server.objects(bucket, "role/")
-    entry = cron_file.read_text()
-    assert entry.count("#Ansible: hunter.ops pg_backup db1") == 1
-    assert re.search(r"^0 2 \* \* \* root .*/schedule/pg_backup_db1\.sh'?$", entry, re.M), entry
+    assert not cron_file.exists() and not (tmp_path / "schedule").exists()
 
     time.sleep(1)
     second = ansible.run_playbook("playbooks/backup.yml", inventory)
     assert second.rc == 0, second.stdout[-3000:]
-    for task in ("Cron entry of the scheduled job", "Wrapper script of the scheduled job",
-                 "Directory of the scheduled job (wrapper, log, runner artifacts)"):
-        results = second.task_results(task=task)
-        assert results and not results[0].get("changed"), task
-    assert cron_file.read_text() == entry
+    assert not cron_file.exists()
+    # the label's count limit (pre_* keeps 3) leaves both backups in every place
+    assert len(backups_in(tmp_path / "backups")) == len(backups_in(tmp_path / "remote")) == 2
     for run in (first, second):
         assert_no_secret(run, src.password, s3_server.secret_key)
-
-    # the command cron runs: checks itself, then takes a backup through ansible-runner
-    script = tmp_path / "schedule" / "pg_backup_db1.sh"
-    assert stat.S_IMODE(script.stat().st_mode) == 0o700
-    check = subprocess.run([str(script), "--check"], capture_output=True, text=True, timeout=120, check=False)
-    assert check.returncode == 0 and check.stdout.startswith("ok: ansible-runner runs playbooks/backup.yml"), \
-        check.stdout + check.stderr
-    began = time.time()
-    ran = subprocess.run([str(script)], capture_output=True, text=True, timeout=600, check=False)
-    log = (tmp_path / "schedule" / "pg_backup_db1.log").read_text()
-    assert ran.returncode == 0, log[-3000:]
-    assert "finished, exit 0" in log
-    daily = [n for n in backups_in(tmp_path / "backups") if n.startswith("backup_daily_")]
-    assert len(daily) == 1 and bk.verify_backup(str(tmp_path / "backups" / daily[0])) == []
-    assert bk.load_manifest(str(tmp_path / "backups" / daily[0]))["started_at"] >= bk.iso_utc(began - 1)
-    artifacts = tmp_path / "schedule" / "runner-db1" / "artifacts"
-    assert any(artifacts.iterdir())
-    leak_scan = log + "\n".join(p.read_text(errors="replace") for p in artifacts.rglob("*") if p.is_file())
-    assert_no_secret(leak_scan, src.password, s3_server.secret_key)

@@ -166,11 +166,11 @@ def test_age_rule_deletes_only_old_backups():
     assert "days old" in delete[0]["reason"]
 
 
-def test_count_rule_and_union_with_age():
+def test_count_and_age_are_both_limits():
     keep, delete = bk.retention_plan(items(0, 1, 2, 3), 1000 * DAY, keep_days=0, keep_count=2)
     assert [d["name"] for d in delete] == ["b2", "b3"]
     keep, delete = bk.retention_plan(items(10, 20, 30, 1), 1000 * DAY, keep_days=7, keep_count=2)
-    assert sorted(k["name"] for k in keep) == ["b0", "b3"] and sorted(d["name"] for d in delete) == ["b1", "b2"]
+    assert [k["name"] for k in keep] == ["b3"] and sorted(d["name"] for d in delete) == ["b0", "b1", "b2"]
 
 
 def test_newest_valid_is_never_deleted_even_when_every_rule_would():

@@ -162,8 +162,8 @@ def test_introspection_merges_the_collections_requirements(introspected):
 
 
 @pytest.mark.parametrize("profiles, packages", [
-    (RHEL9, {"postgresql", "gzip", "zstd", "lz4", "openssh-clients"}),
-    (DEBIAN12, {"postgresql-client", "gzip", "zstd", "lz4", "openssh-client"}),
+    (RHEL9, {"postgresql", "gzip", "zstd", "lz4", "rsync", "openssh-clients"}),
+    (DEBIAN12, {"postgresql-client", "gzip", "zstd", "lz4", "rsync", "openssh-client"}),
 ], ids=["rhel9", "debian12"])
 def test_final_stage_installs_the_client_tools_for_the_platform(introspected, profiles, packages):
     """What install-from-bindep installs (`bindep -l newline` on the merged file): PostgreSQL client
