@@ -467,5 +467,6 @@ def main():
     item["evidence"]["duration_ms"] = round(total.ms, 1)
     module.exit_json(changed=False, checks={"HEALTH-DIAG": item}, down=down)
 
+
 if __name__ == "__main__":
     main()

@@ -188,7 +188,7 @@ EXAMPLES = r'''
     secret_headers:
       Authorization: "Bearer {{ vault_probe_token }}"
 
-- name: The environment is shown by another endpoint, {"env": {"name": "production"}}
+- name: 'The environment is shown by another endpoint: {"env": {"name": "production"}}'
   hunter.ops.health_probe:
     base_url: http://127.0.0.1:8000
     expected_environment: production
@@ -489,8 +489,8 @@ def _environment(opts, outcomes, body, source):
             return check_item(FAIL, "%s failed: %s" % (response.describe_request(), response.error),
                               dict(evidence, query=opts["env_query"], expected=expected, source=source))
         if not 200 <= response.status < 300:
-            return check_item(FAIL, "%s answered %s: no environment to read" % (response.describe_request(),
-                                                                               response.status),
+            what = "%s answered %s: no environment to read" % (response.describe_request(), response.status)
+            return check_item(FAIL, what,
                               dict(evidence, query=opts["env_query"], expected=expected, source=source))
         body = health.parse_json(response.body)
     return health.environment_item(opts["env_query"], opts["env_compiled"], expected, body, source,
@@ -523,7 +523,7 @@ def build_checks(opts, outcomes):
     """All six items from the probe outcomes (pure; no network)."""
     checks = {}
     responses = dict((probe, outcome[0]) for probe, outcome in outcomes.items() if probe in PROBES)
-    body_from = [p for p in opts["body_from"]]
+    body_from = list(opts["body_from"])
     source_probe, body = health.pick_body(responses, body_from)
     if source_probe:
         response = responses[source_probe]

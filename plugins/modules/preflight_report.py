@@ -105,7 +105,7 @@ options:
       - The checks ran in check mode (a dry run). The report is written all the same, marked as a dry run in
         C(report.md), C(report.json) (C(dry_run)), C(junit.xml) and its folder name (C(..._dry-run)), and
         C(latest) points at it, so the path printed always exists and C(latest) is the last run printed.
-        The role passes V(true) in check mode and runs this task with C(check_mode: false).
+        The role passes V(true) in check mode and runs this task with C(check_mode=false).
     type: bool
     default: false
 notes:
@@ -310,8 +310,8 @@ def markdown(meta, rows, verdict, blocking, counts, decisions, required):
         out.append("- Inventory: `%s`" % meta["inventory"])
     out.append("- Generated: %s" % meta["generated_at"])
     out.append("- Items: %s" % ", ".join("%d %s" % (counts[s], s) for s in STATUSES))
-    out.append("- Required for GO: %s" % ", ".join("`%s`%s" % (r, " (includes %s)" % ", ".join(INCLUDES[r])
-                                                              if r in INCLUDES else "") for r in required))
+    includes = dict((r, " (includes %s)" % ", ".join(INCLUDES[r])) for r in required if r in INCLUDES)
+    out.append("- Required for GO: %s" % ", ".join("`%s`%s" % (r, includes.get(r, "")) for r in required))
     out.append("")
     if blocking:
         out.append("## Blocking GO")
@@ -525,9 +525,9 @@ def main():
     if module.check_mode:
         # Never print a path that does not exist (issue 9.10): say plainly that nothing was written.
         outcome = dict(report_dir=None, fallback=False, errors=["check mode"], warning=None)
+        latest = os.path.join(p["output_dir"], "latest")
         message = ("check mode: NO REPORT WRITTEN (%s keeps pointing at the last written report); run the task with "
-                   "check_mode: false and dry_run: true to write a dry run's report" % os.path.join(p["output_dir"],
-                                                                                              "latest"))
+                   "check_mode: false and dry_run: true to write a dry run's report" % latest)
     else:
         outcome = write_report(p["output_dir"], p["fallback_dirs"], p["fallback_tempdir"], name, render)
         message = where_message(p["output_dir"], outcome)

@@ -73,6 +73,7 @@ SENTRY = [
 
 # -- 6.4 Redis ------------------------------------------------------------------------------------------
 
+
 def _app_env_file_redis_down(ctx) -> dict:
     """The application reads its Redis URL from its env file (a dead Redis); the inventory's copy is fine."""
     dead = ctx.stopped_redis_url()
@@ -81,6 +82,12 @@ def _app_env_file_redis_down(ctx) -> dict:
     env_file.chmod(0o600)
     return ctx.app_host(ctx.service(env={"HUNTER_REDIS_URL": dead}), hunter_app_env_file=str(env_file),
                         redis_check_connect_timeout=1, redis_check_command_timeout=1)
+
+
+def _app_on_dead_redis(ctx, breaks=()) -> dict:
+    """The application and the inventory agree on the application's Redis, which is down."""
+    dead = ctx.stopped_redis_url()
+    return ctx.app_host(ctx.service(env={"HUNTER_REDIS_URL": dead}, breaks=breaks), hunter_app_redis_url=dead)
 
 
 def _cache_on(ctx, server, password=None, **extra) -> dict:
@@ -119,13 +126,10 @@ REDIS = [
          _app_env_file_redis_down),
     Case("ready-ignores-redis", ("REDIS-APP-PING",),
          "readiness never asks Redis and says ok while the application's Redis is down",
-         lambda ctx: (lambda dead: ctx.app_host(ctx.service(env={"HUNTER_REDIS_URL": dead},
-                                                            breaks=("ready-ignores-redis",)),
-                                                hunter_app_redis_url=dead))(ctx.stopped_redis_url())),
+         lambda ctx: _app_on_dead_redis(ctx, breaks=("ready-ignores-redis",))),
     Case("redis-health-down", ("REDIS-HEALTH", "HEALTH-REDIS", "HEALTH-READY"),
          "the readiness body says Redis is down (the application's Redis stopped)",
-         lambda ctx: (lambda dead: ctx.app_host(ctx.service(env={"HUNTER_REDIS_URL": dead}),
-                                                hunter_app_redis_url=dead))(ctx.stopped_redis_url())),
+         _app_on_dead_redis),
     Case("cache-down", ("REDIS-PING", "REDIS-OPS", "REDIS-POOL"), "the cache's Redis is down",
          _stopped_cache, group="cache"),
     Case("cache-readonly-replica", ("REDIS-OPS",), "the cache address is a read-only replica",
