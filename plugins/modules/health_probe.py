@@ -506,9 +506,12 @@ def _fold_dependencies(item, response, checks):
         dependencies[check_id] = {"status": dep["status"], "message": dep["message"]}
         if dep["status"] == PASS or dep["status"] == SKIP:
             continue
-        return check_item(FAIL, "%s answered %s but %s: %s" % (
-            response.describe_request(), response.status, "the database status is not ok" if check_id == "HEALTH-DB"
-            else "the Redis status is not ok", dep["message"]), dict(item["evidence"], dependencies=dependencies))
+        what = "the database status" if check_id == "HEALTH-DB" else "the Redis status"
+        # A body that shows the status, not ok; or no body the expression could read.
+        verdict = "is not ok" if "body" in dep["evidence"] else "could not be read"
+        return check_item(FAIL, "%s answered %s but %s %s: %s" % (
+            response.describe_request(), response.status, what, verdict, dep["message"]),
+            dict(item["evidence"], dependencies=dependencies))
     item["evidence"]["dependencies"] = dependencies
     unchecked = [c for c in BODY_IDS if checks[c]["status"] == SKIP]
     if unchecked:

@@ -307,6 +307,7 @@ def test_ready_includes_the_dependency_statuses():
 
     checks, dummy = health_probe.build_checks(opts, {"ready": (response(200, "OK"), 1, None, None)})
     assert checks["HEALTH-READY"]["status"] == "fail" and "no JSON body" in checks["HEALTH-READY"]["message"]
+    assert "answered 200 but the database status could not be read" in checks["HEALTH-READY"]["message"]
 
 
 # -- HEALTH-DIAG verdict ------------------------------------------------------------------------
