@@ -13,10 +13,10 @@ class ModuleDocFragment(object):
 options:
   param_labels:
     description:
-      - 'How the caller names each option, for messages about bad input, for example
-        C({"db_port": "hunter_app_db_port (health_check_db_port)"}) - a bad value is reported under the
+      - How the caller names each option, for messages about bad input, for example option C(db_port)
+        named C(hunter_app_db_port (health_check_db_port)). A bad value is reported under the
         variable the operator set, and fails only the items that use it. Roles fill it; options not
-        listed keep their own name.'
+        listed keep their own name.
     type: dict
     default: {}
 '''
