@@ -39,6 +39,7 @@ def parse_faults(spec: str | dict | None) -> dict[str, str]:
 # typo never runs a "broken" case against a healthy service. Add a name, then use it where the
 # behaviour lives: `if "name" in CONFIG["breaks"]:`.
 BREAKS: dict[str, str] = {
+    # Health (6.1) and Redis (6.4)
     "ready-always-200": "readiness and startup answer 200 whatever the dependencies say (the body still reports them)",
     "ready-ignores-redis": "the health bodies never ask Redis: they report redis ok while it is down",
     "env-only-on-info": "the health bodies leave the environment out; GET /api/v1/info shows it under env.name",
