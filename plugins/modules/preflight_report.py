@@ -300,8 +300,8 @@ def _md_cell(text):
 def markdown(meta, rows, verdict, blocking, counts, decisions, required):
     out = ["# %s" % meta["title"], ""]
     if meta.get("dry_run"):
-        out.append("**DRY RUN (check mode): the checks that change something (the backup, the test event, the "
-                   "probe key) did not run; this verdict is not a release decision.**")
+        out.append("**DRY RUN (check mode): the checks that write something (the backup, the restore drill, the "
+                   "Redis probe key) did not run; this verdict is not a release decision.**")
         out.append("")
     out.append("**Verdict: %s**" % verdict)
     out.append("")
