@@ -556,8 +556,14 @@ def main():
     if selected is not None and "info" in selected and "ping" not in selected:
         problems.add("checks", "info is reported on the PING item: select ping as well")
     if selected is None or problems.bad("checks"):
-        # Which items were meant cannot be told: every item this call could own fails.
-        ids = [ping_id] + ([] if ping_id != "REDIS-PING" else ["REDIS-OPS", "REDIS-POOL"])
+        # Which items were meant cannot be told: every item this call could own fails (a control-side
+        # call owns PING, OPS and POOL; an application-side one its ping ID and the names it gave).
+        given = params["checks"] if isinstance(params["checks"], list) else str(params["checks"]).split(",")
+        given = [str(name).strip() for name in given]
+        if ping_id == "REDIS-PING" and "health" not in given:
+            ids = ["REDIS-PING", "REDIS-OPS", "REDIS-POOL"]
+        else:
+            ids = owned_ids([name for name in given if name in CHECK_NAMES], ping_id) or [ping_id]
         module.exit_json(changed=False, checks=dict((i, check_item(FAIL, problems.message("checks"), {}))
                                                     for i in ids))
     selected = list(dict.fromkeys(selected))
