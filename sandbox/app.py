@@ -39,6 +39,10 @@ def parse_faults(spec: str | dict | None) -> dict[str, str]:
 # typo never runs a "broken" case against a healthy service. Add a name, then use it where the
 # behaviour lives: `if "name" in CONFIG["breaks"]:`.
 BREAKS: dict[str, str] = {
+    # Health (6.1) and Redis (6.4)
+    "ready-always-200": "readiness and startup answer 200 whatever the dependencies say (the body still reports them)",
+    "ready-ignores-redis": "the health bodies never ask Redis: they report redis ok while it is down",
+    "env-only-on-info": "the health bodies leave the environment out; GET /api/v1/info shows it under env.name",
     # API (6.4)
     "api-key-revoked": "the API key clients send is no longer accepted: 401 whatever key is sent",
     "scan-validation-broken": "the scan refuses valid domains with 400 (broken input validation)",
@@ -172,6 +176,8 @@ def health(request: Request, route: str) -> JSONResponse:
     with ThreadPoolExecutor(2) as pool:
         db_ok, redis_ok = pool.submit(check_db), pool.submit(check_redis)
         db_ok, redis_ok = db_ok.result(), redis_ok.result()
+    if "ready-ignores-redis" in CONFIG["breaks"]:
+        redis_ok = True
     ok = db_ok and redis_ok
     if CONFIG["health_shape"] == "checks":
         body = {"status": "ready" if ok else "not_ready",
@@ -180,7 +186,9 @@ def health(request: Request, route: str) -> JSONResponse:
         word = lambda flag: "ok" if flag else "error"  # noqa: E731
         body = {"status": "ok" if ok else "degraded", "environment": CONFIG["environment"],
                 "db": {"status": word(db_ok)}, "redis": {"status": word(redis_ok)}}
-    return JSONResponse(body, status_code=200 if ok else 503)
+        if "env-only-on-info" in CONFIG["breaks"]:
+            del body["environment"]
+    return JSONResponse(body, status_code=200 if ok or "ready-always-200" in CONFIG["breaks"] else 503)
 
 
 @app.get("/healthz/live")
@@ -197,6 +205,13 @@ def ready(request: Request):
 @app.get("/healthz/startup")
 def startup(request: Request):
     return health(request, "startup")
+
+
+@app.get("/api/v1/info")
+def info(request: Request):
+    """What the service says about itself (no key): HEALTH-ENV can read the environment here."""
+    guard(request, "info", needs_key=False)
+    return {"service": "hunter", "version": "1.0.0", "env": {"name": CONFIG["environment"]}}
 
 
 # -- API v1 -----------------------------------------------------------------------

@@ -135,7 +135,7 @@ class AnsibleHarness:
         return str(path)
 
     def _run(self, private: Path, playbook: str, inventory: str, extravars: dict | None,
-             limit: str | None, report_dir: Path) -> RunResult:
+             limit: str | None, report_dir: Path, cmdline: str | None = None) -> RunResult:
         import ansible_runner
 
         extravars = dict(extravars or {})
@@ -144,7 +144,7 @@ class AnsibleHarness:
                        yaml.dump(Unsafe(extravars), Dumper=_Dumper, sort_keys=False))
         runner = ansible_runner.run(
             private_data_dir=str(private), project_dir=str(self.repo_root), playbook=playbook,
-            inventory=inventory, limit=limit, envvars=self._env(private), quiet=True,
+            inventory=inventory, limit=limit, envvars=self._env(private), quiet=True, cmdline=cmdline,
             settings=dict(self.settings, suppress_ansible_output=True))
         stdout = runner.stdout.read() if runner.stdout else ""
         events = list(runner.events)
@@ -160,14 +160,15 @@ class AnsibleHarness:
         return self.last_run
 
     def run_playbook(self, playbook: str | os.PathLike, inventory: dict | str | os.PathLike,
-                     extravars: dict | None = None, limit: str | None = None) -> RunResult:
-        """Run a playbook (absolute, or relative to the repo root)."""
+                     extravars: dict | None = None, limit: str | None = None,
+                     cmdline: str | None = None) -> RunResult:
+        """Run a playbook (absolute, or relative to the repo root); cmdline: extra options (--check)."""
         private = self._private_dir("run")
         report_dir = private.parent / f"{private.name}-reports"
         report_dir.mkdir()
         path = Path(playbook)
         return self._run(private, str(path if path.is_absolute() else self.repo_root / path),
-                         self._inventory(private, inventory), extravars, limit, report_dir)
+                         self._inventory(private, inventory), extravars, limit, report_dir, cmdline)
 
     def run_module(self, fqcn: str, args: dict, check: bool = False,
                    host_vars: dict | None = None) -> dict:

@@ -29,7 +29,8 @@ options:
   port:
     description:
       - Redis TCP port (default C(6379), or the URL's).
-    type: int
+      - Checked by the module (a number between 1 and 65535); a bad value fails only the items that connect.
+    type: raw
   unix_socket:
     description:
       - Path of the Redis unix socket, instead of O(host).
@@ -45,15 +46,18 @@ options:
   db:
     description:
       - Database number (default C(0), or the URL's).
-    type: int
+      - Checked by the module (a whole number); a bad value fails only the items that connect.
+    type: raw
   tls:
     description:
       - Connect with TLS (implied by a C(rediss://) URL).
-    type: bool
+      - Checked by the module (a boolean); a bad value fails only the items that connect.
+    type: raw
   tls_validate_certs:
     description:
       - Verify the server certificate and host name. Turn off only for a test environment.
-    type: bool
+      - Checked by the module (a boolean); a bad value fails only the items that connect.
+    type: raw
     default: true
   tls_ca_path:
     description:
@@ -70,13 +74,15 @@ options:
   connect_timeout:
     description:
       - Seconds to wait for the TCP (or unix socket) connection.
-    type: float
+      - Checked by the module (a number of seconds greater than 0); a bad value fails only the items that connect.
+    type: raw
     default: 3.0
   command_timeout:
     description:
       - Seconds to wait for the answer to each command (also bounds a server that accepts
         connections and never answers).
       - redis-py's own retries are off, so a dead server costs one timeout, not several.
-    type: float
+      - Checked by the module (a number of seconds greater than 0); a bad value fails only the items that connect.
+    type: raw
     default: 3.0
 '''

@@ -23,11 +23,12 @@ except ImportError:  # reported by validate.jmespath_expression
     TreeInterpreter = None
 
 PROBE_IDS = {"live": "HEALTH-LIVE", "ready": "HEALTH-READY", "startup": "HEALTH-STARTUP"}
-# Why a body check is skipped when its expression is configured empty.
+# Why a body check is skipped when its expression is configured empty: what was (not) configured,
+# never a claim about what the service shows (CHECKLIST "Messages state observations").
 SKIP_REASONS = {
-    "HEALTH-DB": "not configured: the service does not show its database status",
-    "HEALTH-REDIS": "not configured: the service does not show Redis",
-    "HEALTH-ENV": "not configured: the service does not show its environment",
+    "HEALTH-DB": "not checked: no expression for the database status is configured",
+    "HEALTH-REDIS": "not checked: no expression for the Redis status is configured",
+    "HEALTH-ENV": "not checked: no query for the environment is configured",
 }
 
 
@@ -129,14 +130,16 @@ def _field_text(compiled):
     return ".".join(str(n) for n in names) or "left side"
 
 
-def assertion_item(check_id, expression, compiled, body, source, secrets=()):
+def assertion_item(check_id, expression, compiled, body, source, secrets=(), skip_reason=None):
     """A body check: pass when the JMESPath expression evaluates to exactly true on the body.
 
     ``body`` is the parsed JSON (or None), ``source`` names where it came from
-    ("GET http://.../healthz/ready (503)"). An empty expression means "not configured": skip.
+    ("GET http://.../healthz/ready (503)"). An empty expression means "not configured": skip,
+    with ``skip_reason`` (naming the option that is empty) or the default reason.
     """
     if not expression:
-        return check_item(SKIP, SKIP_REASONS.get(check_id, "not configured"), {"expression": None})
+        return check_item(SKIP, skip_reason or SKIP_REASONS.get(check_id, "not checked: not configured"),
+                          {"expression": None})
     evidence = {"expression": expression, "source": source}
     if body is None:
         return check_item(FAIL, "%s: no JSON body to check (%s)" % (check_id, source), evidence)
@@ -160,10 +163,10 @@ def assertion_item(check_id, expression, compiled, body, source, secrets=()):
     return check_item(FAIL, "`%s` is not true (%s)" % (expression, detail), evidence)
 
 
-def environment_item(query, compiled, expected, body, source):
+def environment_item(query, compiled, expected, body, source, skip_reason=None):
     """HEALTH-ENV: the body's environment (JMESPath ``query``) equals the expected one, exactly."""
     if not query:
-        return check_item(SKIP, SKIP_REASONS["HEALTH-ENV"], {"query": None, "expected": expected})
+        return check_item(SKIP, skip_reason or SKIP_REASONS["HEALTH-ENV"], {"query": None, "expected": expected})
     evidence = {"query": query, "expected": expected, "source": source}
     if not expected:
         return check_item(SKIP, "no expected environment configured (expected_environment is empty)", evidence)

@@ -23,7 +23,9 @@ import ssl
 from ansible.module_utils.six.moves.urllib.parse import parse_qs, unquote, urlsplit
 
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_text
-from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError
+from ansible_collections.hunter.ops.plugins.module_utils.validate import (
+    ParameterError, boolean, integer, port as valid_port, positive_number,
+)
 
 try:
     import redis
@@ -50,22 +52,43 @@ def redis_argument_spec():
     return dict(
         url=dict(type="str", no_log=True),
         host=dict(type="str"),
-        port=dict(type="int"),
+        # raw: validated by validate_connection(), so a bad value is named as the operator set it
+        # and fails only the items that connect.
+        port=dict(type="raw"),
         unix_socket=dict(type="path"),
         username=dict(type="str"),
         password=dict(type="str", no_log=True),
-        db=dict(type="int"),
-        tls=dict(type="bool"),
-        tls_validate_certs=dict(type="bool", default=True),
+        db=dict(type="raw"),
+        tls=dict(type="raw"),
+        tls_validate_certs=dict(type="raw", default=True),
         tls_ca_path=dict(type="path"),
         tls_client_cert=dict(type="path"),
         tls_client_key=dict(type="path", no_log=False),
-        connect_timeout=dict(type="float", default=3.0),
-        command_timeout=dict(type="float", default=3.0),
+        connect_timeout=dict(type="raw", default=3.0),
+        command_timeout=dict(type="raw", default=3.0),
     )
 
 
 REDIS_MUTUALLY_EXCLUSIVE = [("url", "host"), ("url", "unix_socket"), ("host", "unix_socket")]
+CONNECTION_OPTIONS = ("url", "host", "port", "unix_socket", "username", "password", "db", "tls",
+                      "tls_validate_certs", "tls_ca_path", "tls_client_cert", "tls_client_key", "connect_timeout",
+                      "command_timeout")
+
+
+def validate_connection(params, problems):
+    """The connection options of ``redis_argument_spec`` with their types checked; every bad value goes
+    to ``problems`` (validate.InputProblems). Returns the params with converted values."""
+    checked = dict(params)
+    if params.get("port") not in (None, ""):
+        checked["port"] = problems.check("port", valid_port, params["port"])
+    if params.get("db") not in (None, ""):
+        checked["db"] = problems.check("db", integer, params["db"], minimum=0)
+    for name in ("tls", "tls_validate_certs"):
+        if params.get(name) not in (None, ""):
+            checked[name] = problems.check(name, boolean, params[name])
+    for name in ("connect_timeout", "command_timeout"):
+        checked[name] = problems.check(name, positive_number, params.get(name))
+    return checked
 
 
 class RedisTarget(object):

@@ -118,6 +118,73 @@ def existing_path(param, value, kind="file"):
     return path
 
 
+_TRUE = ("true", "yes", "on", "1", "y", "t")
+_FALSE = ("false", "no", "off", "0", "n", "f")
+
+
+def boolean(param, value):
+    """True/False from a boolean or the strings Ansible accepts (yes/no, on/off, 1/0, true/false)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if value is not None else ""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ParameterError(param, "must be true or false, got %r" % (_plain(value),))
+
+
+def integer(param, value, minimum=None, maximum=None):
+    """An integer (accepts numeric strings), optionally within [minimum, maximum]."""
+    if isinstance(value, bool):
+        raise ParameterError(param, "must be a whole number, got %r" % (value,))
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ParameterError(param, "must be a whole number, got %r" % (_plain(value),))
+    if minimum is not None and number < minimum:
+        raise ParameterError(param, "must be at least %d, got %d" % (minimum, number))
+    if maximum is not None and number > maximum:
+        raise ParameterError(param, "must be at most %d, got %d" % (maximum, number))
+    return number
+
+
+def mapping(param, value):
+    """A dict (None counts as empty)."""
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, dict):
+        raise ParameterError(param, "must be a mapping (key: value), got %r" % (_plain(value),))
+    return value
+
+
+def string_list(param, value, choices=None):
+    """A list of strings (a comma-separated string is accepted), each one of ``choices`` when given."""
+    if value is None or value == "":
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ParameterError(param, "must be a list, got %r" % (_plain(value),))
+    result = []
+    for item in items:
+        if isinstance(item, (dict, list)) or item is None:
+            raise ParameterError(param, "every element must be a string, got %r" % (_plain(item),))
+        result.append(str(item).strip())
+    if choices is not None:
+        unknown = [item for item in result if item not in choices]
+        if unknown:
+            raise ParameterError(param, "unknown value(s) %s; allowed: %s" % (", ".join(unknown), ", ".join(choices)))
+    return result
+
+
+def _plain(value):
+    """``value`` as a plain Python type, so a message never shows a wrapper class (Ansible's tagged strings)."""
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
 class InputProblems(object):
     """Every bad parameter of one module run, each named as the operator set it (issue 9.12).
 

@@ -100,8 +100,17 @@ options:
       - Width of the message column of the compact table.
     type: int
     default: 90
+  dry_run:
+    description:
+      - The checks ran in check mode (a dry run). The report is written all the same, marked as a dry run in
+        C(report.md), C(report.json) (C(dry_run)), C(junit.xml) and its folder name (C(..._dry-run)), and
+        C(latest) points at it, so the path printed always exists and C(latest) is the last run printed.
+        The role passes V(true) in check mode and runs this task with C(check_mode=false).
+    type: bool
+    default: false
 notes:
-  - Supports check mode; then nothing is written and RV(files) lists what would be.
+  - In check mode the module writes nothing and says so plainly (RV(written) false, RV(report_dir) null); to write
+    a dry run's report, run it outside check mode with O(dry_run=true), as the role does.
 '''
 
 EXAMPLES = r'''
@@ -137,8 +146,8 @@ items:
   type: list
   elements: dict
 report_dir:
-  description: Folder the report was written to (the fallback one when O(output_dir) could not be written); the
-    planned folder in check mode; null when no report could be written.
+  description: Folder the report was written to (the fallback one when O(output_dir) could not be written); null
+    when no report was written (check mode, or no folder could be written).
   returned: always
   type: str
 files:
@@ -147,7 +156,8 @@ files:
   type: dict
   sample: {"markdown": "/srv/reports/preflight_staging_20261128_020000/report.md"}
 written:
-  description: Whether the report was written (false in check mode and when no folder could be written).
+  description: Whether the report was written (false in check mode and when no folder could be written; true for a
+    dry run's report, O(dry_run)).
   returned: always
   type: bool
 fallback:
@@ -183,7 +193,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hunter.ops.plugins.module_utils.checklist import (
-    BY_ID, CHECKS, DEFAULT_REQUIRED, SECTIONS,
+    BY_ID, CHECKS, DEFAULT_REQUIRED, INCLUDES, SECTIONS,
 )
 from ansible_collections.hunter.ops.plugins.module_utils import secret
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_data, redact_text
@@ -289,6 +299,10 @@ def _md_cell(text):
 
 def markdown(meta, rows, verdict, blocking, counts, decisions, required):
     out = ["# %s" % meta["title"], ""]
+    if meta.get("dry_run"):
+        out.append("**DRY RUN (check mode): the checks that write something (the backup, the restore drill, the "
+                   "Redis probe key) did not run; this verdict is not a release decision.**")
+        out.append("")
     out.append("**Verdict: %s**" % verdict)
     out.append("")
     out.append("- Environment: `%s`" % meta["environment"])
@@ -296,7 +310,8 @@ def markdown(meta, rows, verdict, blocking, counts, decisions, required):
         out.append("- Inventory: `%s`" % meta["inventory"])
     out.append("- Generated: %s" % meta["generated_at"])
     out.append("- Items: %s" % ", ".join("%d %s" % (counts[s], s) for s in STATUSES))
-    out.append("- Required for GO: %s" % ", ".join("`%s`" % r for r in required))
+    includes = dict((r, " (includes %s)" % ", ".join(INCLUDES[r])) for r in required if r in INCLUDES)
+    out.append("- Required for GO: %s" % ", ".join("`%s`%s" % (r, includes.get(r, "")) for r in required))
     out.append("")
     if blocking:
         out.append("## Blocking GO")
@@ -356,7 +371,8 @@ def junit(meta, rows):
         cases.append('    <testcase classname=%s name=%s time="%s">%s</testcase>' % (classname, name, seconds, body))
     head = ('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name=%s>\n  <testsuite name=%s tests="%d" '
             'failures="%d" errors="0" skipped="%d" timestamp=%s>'
-            % (quoteattr(meta["title"]), quoteattr("preflight %s" % meta["environment"]), len(rows), failures,
+            % (quoteattr(meta["title"]), quoteattr("preflight %s%s" % (meta["environment"], " (dry run)" if
+                                                                       meta.get("dry_run") else "")), len(rows), failures,
                skipped, quoteattr(meta["generated_at"])))
     return "\n".join([head] + cases + ["  </testsuite>", "</testsuites>", ""])
 
@@ -472,6 +488,7 @@ def main():
             fallback_dirs=dict(type="list", elements="path", default=["~/.hunter-ops/reports"]),
             fallback_tempdir=dict(type="bool", default=True),
             table_width=dict(type="int", default=90),
+            dry_run=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -493,8 +510,8 @@ def main():
     counts = dict((s, sum(1 for r in rows if r["status"] == s)) for s in STATUSES)
     env_slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in p["environment"]) or "unknown"
     meta = {"title": p["title"], "environment": p["environment"], "inventory": p["inventory"],
-            "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
-    name = "preflight_%s_%s" % (env_slug, now.strftime("%Y%m%d_%H%M%S"))
+            "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "dry_run": p["dry_run"]}
+    name = "preflight_%s_%s%s" % (env_slug, now.strftime("%Y%m%d_%H%M%S"), "_dry-run" if p["dry_run"] else "")
     decisions = _scrub(p["decisions"], secrets)
     document = dict(meta, verdict=verdict, blocking=blocking, counts=counts, required=required,
                     decisions=decisions, items=rows)
@@ -506,12 +523,16 @@ def main():
                 "junit.xml": junit(meta, rows)}
 
     if module.check_mode:
-        outcome = dict(report_dir=_unique(os.path.join(p["output_dir"], name)), fallback=False, errors=[],
-                       warning=None)
-        message = "check mode: the report would be written to %s" % outcome["report_dir"]
+        # Never print a path that does not exist (issue 9.10): say plainly that nothing was written.
+        outcome = dict(report_dir=None, fallback=False, errors=["check mode"], warning=None)
+        latest = os.path.join(p["output_dir"], "latest")
+        message = ("check mode: NO REPORT WRITTEN (%s keeps pointing at the last written report); run the task with "
+                   "check_mode: false and dry_run: true to write a dry run's report" % latest)
     else:
         outcome = write_report(p["output_dir"], p["fallback_dirs"], p["fallback_tempdir"], name, render)
         message = where_message(p["output_dir"], outcome)
+        if p["dry_run"]:
+            message = "DRY RUN (check mode): " + message
         if outcome["fallback"] or not outcome["report_dir"]:
             module.warn(message)
         if outcome["warning"]:
@@ -523,7 +544,8 @@ def main():
         files = {"markdown": os.path.join(report_dir, "report.md"), "json": os.path.join(report_dir, "report.json"),
                  "junit": os.path.join(report_dir, "junit.xml")}
     summary = {"verdict": verdict, "counts": counts, "blocking": ["%s@%s" % (b["id"], b["host"]) for b in blocking],
-               "report_dir": report_dir, "report_written": written, "environment": p["environment"]}
+               "report_dir": report_dir, "report_written": written, "environment": p["environment"],
+               "dry_run": p["dry_run"]}
     module.exit_json(changed=written, verdict=verdict, blocking=blocking, counts=counts, items=rows,
                      report_dir=report_dir, files=files, table=table, summary=summary, written=written,
                      fallback=outcome["fallback"], write_errors=outcome["errors"], message=message)

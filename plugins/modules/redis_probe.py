@@ -21,12 +21,15 @@ description:
     instead of waiting again.
   - Failures are classified for the operator - authentication failed, connection refused, timed out, read-only
     replica, C(OOM command not allowed) under C(maxmemory) - and never contain the password.
+  - A bad value fails exactly the items that use it (a bad port the items that connect, a bad O(pool_size) only
+    V(REDIS-POOL)), each naming every bad option it uses as O(param_labels) gives it; the other items run.
   - C(community.general.redis_info) is not used because it has no timeouts (a silent port would hang the
     play), no URL, unix socket or database options.
 author:
   - hunter.ops contributors (@hunter-ops)
 extends_documentation_fragment:
   - hunter.ops.redis
+  - hunter.ops.param_labels
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying target.
@@ -40,9 +43,9 @@ options:
         so it needs V(ping).
       - V(ops) reports V(REDIS-OPS), V(pool) V(REDIS-POOL), V(health) V(REDIS-HEALTH) (from O(ready_body), no
         connection needed).
-    type: list
-    elements: str
-    choices: [ping, info, ops, pool, health]
+      - A list of V(ping), V(info), V(ops), V(pool), V(health) (or a comma-separated string); an unknown name fails
+        every item this call could report, since which one was meant cannot be told.
+    type: raw
     default: [ping, info, ops, pool]
   ping_id:
     description:
@@ -54,12 +57,21 @@ options:
   env_file:
     description:
       - The application's environment file on the host running the module; the Redis URL is read from the
-        first variable of O(env_file_vars) set in it. Used when O(url) is empty, so REDIS-APP-PING uses exactly
-        what the application uses.
+        first variable of O(env_file_vars) set in it, so REDIS-APP-PING uses exactly what the application uses.
+        Mutually exclusive with O(url), O(host) and O(unix_socket).
+      - When none of the variables is set there (nor in the process environment of O(pidfile)), the item fails
+        saying where it looked; the inventory's copy of the URL is never used instead.
+    type: path
+  pidfile:
+    description:
+      - Pidfile of the running application; the Redis URL is read from its process environment first
+        (C(/proc/<pid>/environ), which needs the application's user or root), then from O(env_file). The lookup
+        is the one M(hunter.ops.dependency_diag) uses for C(HEALTH-DIAG).
     type: path
   env_file_vars:
     description:
-      - Variable names holding the Redis URL in O(env_file), tried in order.
+      - Variable names holding the Redis URL in the process environment of O(pidfile) and in O(env_file), tried in
+        order.
     type: list
     elements: str
     default: [REDIS_URL, HUNTER_REDIS_URL]
@@ -71,41 +83,47 @@ options:
   key_ttl:
     description:
       - TTL in seconds of the probe key, so it disappears even if the run dies between SET and DEL.
-    type: int
+      - A whole number of at least 1; a bad value fails V(REDIS-OPS) only.
+    type: raw
     default: 30
   pool_size:
     description:
       - V(pool) runs this many clients (threads) concurrently through one connection pool of this size. Each
         sends one untimed PING that opens its connection, then O(pool_rounds) timed PINGs.
       - All commands must succeed; the evidence shows p50/p99/max latency of the timed ones.
-    type: int
+      - A whole number from 1 to 500; a bad value fails V(REDIS-POOL) only.
+    type: raw
     default: 10
   pool_rounds:
     description:
       - How many timed PINGs each V(pool) client sends, one after another (more samples for the percentiles).
-    type: int
+      - A whole number of at least 1; a bad value fails V(REDIS-POOL) only.
+    type: raw
     default: 10
   pool_p99_warn_ms:
     description:
       - V(REDIS-POOL) is V(warn) when the p99 latency exceeds this many milliseconds. No budget when unset.
-    type: float
+      - A number; a bad value fails V(REDIS-POOL) only.
+    type: raw
   info_memory_warn_pct:
     description:
       - INFO finding V(memory_high) when used memory reaches this percentage of C(maxmemory).
-    type: float
+      - A number; a bad value fails the ping item only, when V(info) is selected.
+    type: raw
     default: 90
   info_clients_warn_pct:
     description:
       - INFO finding V(clients_high) when connected clients reach this percentage of C(maxclients).
-    type: float
+      - A number; a bad value fails the ping item only, when V(info) is selected.
+    type: raw
     default: 80
   info_ignore:
     description:
       - INFO finding codes not to report (for example V(noeviction) for a Redis used as a queue).
-    type: list
-    elements: str
-    choices: [memory_high, noeviction, evicted_keys, rejected_connections, clients_high, rdb_bgsave_failed,
-              aof_write_failed, aof_rewrite_failed, replica, replica_link_down, loading]
+      - A list of V(memory_high), V(noeviction), V(evicted_keys), V(rejected_connections), V(clients_high),
+        V(rdb_bgsave_failed), V(aof_write_failed), V(aof_rewrite_failed), V(replica), V(replica_link_down),
+        V(loading); an unknown code fails the ping item only, when V(info) is selected.
+    type: raw
     default: []
   ready_body:
     description:
@@ -120,7 +138,8 @@ options:
   health_expression:
     description:
       - JMESPath expression that must be true on O(ready_body) for V(REDIS-HEALTH) to pass (the same kind of
-        expression HEALTH-REDIS uses). Empty means the service does not show Redis, and the item is V(skip).
+        expression HEALTH-REDIS uses). Empty means no expression is configured, and the item is V(skip) (not
+        checked). A bad expression fails V(REDIS-HEALTH) only.
     type: str
     default: "redis.status == 'ok'"
 notes:
@@ -138,10 +157,11 @@ EXAMPLES = r'''
   delegate_to: localhost
   register: redis_result
 
-- name: PING with the application's own settings, read from its environment file
+- name: PING with the application's own settings, from its process environment, then its environment file
   hunter.ops.redis_probe:
     checks: [ping]
     ping_id: REDIS-APP-PING
+    pidfile: /run/hunter/hunter.pid
     env_file: /etc/hunter/hunter.env
 
 - name: REDIS-HEALTH from the readiness body health_check fetched
@@ -151,6 +171,12 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+input_problems:
+  description: Every bad value, named as O(param_labels) gives it (null when none); each also fails the items
+    that use it.
+  returned: always
+  type: str
+  sample: "hunter_redis_port (redis_check_port): port must be a number between 1 and 65535, got 'sixthousand'"
 checks:
   description: Check items keyed by checklist ID, each with C(status), C(message) and C(evidence).
   returned: always
@@ -181,10 +207,12 @@ import uuid
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.hunter.ops.plugins.module_utils import envfile, secret
+from ansible_collections.hunter.ops.plugins.module_utils import secret, validate
+from ansible_collections.hunter.ops.plugins.module_utils.app_settings import AppSettings, SettingUnknown
 from ansible_collections.hunter.ops.plugins.module_utils.health import assertion_item, parse_json
 from ansible_collections.hunter.ops.plugins.module_utils.redis_client import (
-    HAS_REDIS, REDIS_MUTUALLY_EXCLUSIVE, classify, redis_argument_spec, target_from_params,
+    CONNECTION_OPTIONS, HAS_REDIS, REDIS_MUTUALLY_EXCLUSIVE, classify, redis_argument_spec, target_from_params,
+    validate_connection,
 )
 from ansible_collections.hunter.ops.plugins.module_utils.redis_findings import FINDING_CODES, findings, summary
 from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, PASS, SKIP, WARN, check_item
@@ -427,13 +455,29 @@ class RedisProbe(object):
             pass
 
 
-def health_item(params):
+CHECK_NAMES = ("ping", "info", "ops", "pool", "health")
+CHECK_IDS = {"ops": "REDIS-OPS", "pool": "REDIS-POOL", "health": "REDIS-HEALTH"}
+APP_SETTINGS_OPTIONS = ("env_file", "env_file_vars", "pidfile")
+# The options each check uses besides the connection: a bad one fails that check only.
+CHECK_OPTIONS = {
+    "ping": ("info_memory_warn_pct", "info_clients_warn_pct", "info_ignore"),
+    "ops": ("key_prefix", "key_ttl"),
+    "pool": ("pool_size", "pool_rounds", "pool_p99_warn_ms"),
+    "health": ("ready_body", "ready_source", "health_expression"),
+}
+
+
+def health_item(params, problems=None):
     expression = params["health_expression"]
     source = params["ready_source"]
+    if problems is not None and problems.bad("health_expression"):
+        return check_item(FAIL, problems.message("health_expression"), {"expression": expression, "source": source})
     compiled = jmespath_expression("health_expression", expression) if expression else None
     body = params["ready_body"]
     if not expression:
-        return check_item(SKIP, "not configured: the service does not show Redis (health_expression is empty)",
+        return check_item(SKIP, "not checked: no expression for the Redis status in the readiness body is "
+                                "configured (%s is empty)" % (problems.label("health_expression") if problems
+                                                              else "health_expression"),
                           {"expression": None, "source": source})
     if body is None or body == "":
         return check_item(FAIL, "no readiness body to read: the readiness probe returned none (see HEALTH-READY)",
@@ -443,85 +487,145 @@ def health_item(params):
     return assertion_item("REDIS-HEALTH", expression, compiled, body, source)
 
 
-def resolve_params(params):
-    """Module params with the URL taken from env_file when one is given and url is empty."""
-    resolved = dict(params)
-    if params.get("env_file") and not params.get("url"):
-        name, value = envfile.first_of("env_file", params["env_file"], params["env_file_vars"])
-        resolved["url"] = value
-        resolved["_url_source"] = "%s in %s" % (name, params["env_file"])
-    for name in ("pool_size", "pool_rounds", "key_ttl"):
-        if params[name] < 1:
-            raise ParameterError(name, "must be at least 1, got %d" % params[name])
-    if params["pool_size"] > 500:
-        raise ParameterError("pool_size", "at most 500 concurrent clients, got %d" % params["pool_size"])
+def check_values(params, problems):
+    """The checks' own options, type-checked; every bad value goes to ``problems``. Returns params with
+    converted values (None for a bad one)."""
+    checked = dict(params)
+    checked["pool_size"] = problems.check("pool_size", validate.integer, params["pool_size"], minimum=1, maximum=500)
+    checked["pool_rounds"] = problems.check("pool_rounds", validate.integer, params["pool_rounds"], minimum=1)
+    checked["key_ttl"] = problems.check("key_ttl", validate.integer, params["key_ttl"], minimum=1)
+    if params.get("pool_p99_warn_ms") not in (None, ""):
+        checked["pool_p99_warn_ms"] = problems.check("pool_p99_warn_ms", validate.positive_number,
+                                                     params["pool_p99_warn_ms"], allow_zero=True)
+    for name in ("info_memory_warn_pct", "info_clients_warn_pct"):
+        checked[name] = problems.check(name, validate.positive_number, params[name], allow_zero=True)
+    checked["info_ignore"] = problems.check("info_ignore", validate.string_list, params["info_ignore"],
+                                            choices=FINDING_CODES)
     if not params["key_prefix"]:
-        raise ParameterError("key_prefix", "must not be empty: the probe key needs its own namespace")
-    if "info" in params["checks"] and "ping" not in params["checks"]:
-        raise ParameterError("checks", "info is reported on the PING item: select ping as well")
-    return resolved
+        problems.add("key_prefix", "must not be empty: the probe key needs its own namespace")
+    if params.get("health_expression"):
+        problems.check("health_expression", jmespath_expression, params["health_expression"])
+    return checked
+
+
+def app_url(params):
+    """(url, origin, evidence) of the application's Redis from its own settings (process environment, then env
+    file; REDIS-APP-PING and HEALTH-DIAG share the lookup); raises SettingUnknown."""
+    settings = AppSettings(params.get("pidfile"), [params["env_file"]] if params.get("env_file") else [])
+    found = settings.lookup(params["env_file_vars"])
+    return found.value, found.origin, found.evidence
+
+
+def owned_ids(selected, ping_id):
+    return ([ping_id] if "ping" in selected else []) + [CHECK_IDS[c] for c in selected if c in CHECK_IDS]
 
 
 def main():
     argument_spec = redis_argument_spec()
     argument_spec.update(
-        checks=dict(type="list", elements="str", choices=["ping", "info", "ops", "pool", "health"],
-                    default=["ping", "info", "ops", "pool"]),
+        checks=dict(type="raw", default=["ping", "info", "ops", "pool"]),
         ping_id=dict(type="str", choices=["REDIS-PING", "REDIS-APP-PING"], default="REDIS-PING"),
         env_file=dict(type="path"),
         env_file_vars=dict(type="list", elements="str", default=["REDIS_URL", "HUNTER_REDIS_URL"]),
+        pidfile=dict(type="path"),
         key_prefix=dict(type="str", default="hunter-ops:probe:", no_log=False),
-        key_ttl=dict(type="int", default=30, no_log=False),
-        pool_size=dict(type="int", default=10),
-        pool_rounds=dict(type="int", default=10),
-        pool_p99_warn_ms=dict(type="float"),
-        info_memory_warn_pct=dict(type="float", default=90),
-        info_clients_warn_pct=dict(type="float", default=80),
-        info_ignore=dict(type="list", elements="str", choices=list(FINDING_CODES), default=[]),
+        key_ttl=dict(type="raw", default=30, no_log=False),
+        pool_size=dict(type="raw", default=10),
+        pool_rounds=dict(type="raw", default=10),
+        pool_p99_warn_ms=dict(type="raw"),
+        info_memory_warn_pct=dict(type="raw", default=90),
+        info_clients_warn_pct=dict(type="raw", default=80),
+        info_ignore=dict(type="raw", default=[]),
         ready_body=dict(type="raw"),
         ready_source=dict(type="str", default="readiness body fetched by health_check"),
         health_expression=dict(type="str", default="redis.status == 'ok'"),
+        param_labels=dict(type="dict", default={}),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
         mutually_exclusive=REDIS_MUTUALLY_EXCLUSIVE + [("url", "env_file"), ("host", "env_file"),
-                                                       ("unix_socket", "env_file")],
+                                                       ("unix_socket", "env_file"), ("url", "pidfile"),
+                                                       ("host", "pidfile"), ("unix_socket", "pidfile")],
         supports_check_mode=True,
     )
     params = module.params
     secret.protect(module)
-    selected = list(dict.fromkeys(params["checks"]))
-    connected = [c for c in selected if c in CONNECTED_CHECKS]
+    problems = validate.InputProblems(params.get("param_labels"))
+    ping_id = params["ping_id"]
+    selected = problems.check("checks", validate.string_list, params["checks"], choices=CHECK_NAMES)
+    if selected is not None and "info" in selected and "ping" not in selected:
+        problems.add("checks", "info is reported on the PING item: select ping as well")
+    if selected is None or problems.bad("checks"):
+        # Which items were meant cannot be told: every item this call could own fails (a control-side
+        # call owns PING, OPS and POOL; an application-side one its ping ID and the names it gave).
+        given = params["checks"] if isinstance(params["checks"], list) else str(params["checks"]).split(",")
+        given = [str(name).strip() for name in given]
+        if ping_id == "REDIS-PING" and "health" not in given:
+            ids = ["REDIS-PING", "REDIS-OPS", "REDIS-POOL"]
+        else:
+            ids = owned_ids([name for name in given if name in CHECK_NAMES], ping_id) or [ping_id]
+        module.exit_json(changed=False, checks=dict((i, check_item(FAIL, problems.message("checks"), {}))
+                                                    for i in ids))
+    selected = list(dict.fromkeys(selected))
+    connected = [c for c in selected if c in CONNECTED_CHECKS and c != "info"]
     if connected and not HAS_REDIS:
         module.fail_json(msg=missing_required_lib("redis"))
 
+    values = check_values(params, problems)
     results = {}
-    try:
-        resolved = resolve_params(params)
-        if resolved.get("_url_source"):
-            secret.register(module, resolved["url"])  # read from the app's env file: its password too
-        if "health" in selected:
-            results["REDIS-HEALTH"] = health_item(params)
-        target = target_from_params(resolved) if connected else None
-    except ParameterError as err:
-        module.fail_json(msg=str(err), checks=results)
+    if "health" in selected:
+        results["REDIS-HEALTH"] = health_item(params, problems)
+
+    # The connection: the application's own settings (REDIS-APP-PING) or the given ones.
+    resolved = validate_connection(values, problems)
+    settings_from, settings_evidence, unknown = None, {}, None
+    if connected and (params.get("env_file") or params.get("pidfile")):
+        try:
+            resolved["url"], settings_from, settings_evidence = app_url(params)
+            secret.register(module, resolved["url"])  # read from the app's settings: its password too
+        except SettingUnknown as err:
+            unknown = "the application's Redis settings were not read: %s" % err
+    target, target_error = None, None
+    if connected and not unknown and not problems.bad(*CONNECTION_OPTIONS):
+        try:
+            target = target_from_params(resolved)
+        except ParameterError as err:
+            if settings_from:  # the application's own URL is malformed
+                target_error = "the application's %s is not a valid Redis URL: %s" % (settings_from, err.problem)
+            else:
+                problems.add(err.param, err.problem)
 
     if connected:
-        probe = RedisProbe(target, resolved, module.check_mode)
-        try:
-            plan = [("ping", params["ping_id"], lambda: probe.ping("info" in selected)),
-                    ("ops", "REDIS-OPS", probe.ops), ("pool", "REDIS-POOL", probe.pool)]
-            for name, check_id, run in plan:
+        if target is None:
+            bad_connection = problems.bad(*CONNECTION_OPTIONS)
+            for name, check_id in (("ping", ping_id), ("ops", "REDIS-OPS"), ("pool", "REDIS-POOL")):
                 if name not in selected:
                     continue
-                results[check_id] = probe._not_attempted() if probe.dead else run()
-                if resolved.get("_url_source"):
-                    results[check_id]["evidence"]["settings_from"] = resolved["_url_source"]
-            if resolved.get("_url_source") and params["ping_id"] in results:
-                results[params["ping_id"]]["message"] += " (settings from %s)" % resolved["_url_source"]
-        finally:
-            probe.close()
-    module.exit_json(changed=False, checks=json.loads(json.dumps(results, default=str)))
+                why = unknown or target_error or problems.message(*(list(bad_connection) + list(CHECK_OPTIONS[name])))
+                results[check_id] = check_item(FAIL, why, dict(settings_evidence, bad_options=sorted(
+                    problems.bad(*(CONNECTION_OPTIONS + CHECK_OPTIONS[name])))))
+        else:
+            probe = RedisProbe(target, dict(values, pool_size=values["pool_size"] or 10), module.check_mode)
+            try:
+                plan = [("ping", ping_id, lambda: probe.ping("info" in selected)),
+                        ("ops", "REDIS-OPS", probe.ops), ("pool", "REDIS-POOL", probe.pool)]
+                for name, check_id, run in plan:
+                    if name not in selected:
+                        continue
+                    own = problems.bad(*CHECK_OPTIONS[name]) if (name != "ping" or "info" in selected) else []
+                    if own:
+                        results[check_id] = check_item(FAIL, problems.message(*own), dict(
+                            target.evidence(), bad_options=sorted(own)))
+                    else:
+                        results[check_id] = probe._not_attempted() if probe.dead else run()
+                    if settings_from:
+                        results[check_id]["evidence"].update(settings_evidence)
+                if settings_from and ping_id in results:
+                    results[ping_id]["message"] += " (settings from %s)" % settings_from
+            finally:
+                probe.close()
+    module.exit_json(changed=False, checks=json.loads(json.dumps(results, default=str)),
+                     input_problems=problems.message() or None)
 
 
 if __name__ == "__main__":

@@ -33,11 +33,35 @@ class Case:
 
 # -- 6.1 Health checks --------------------------------------------------------------------------------
 
+def _dead_database_url(ctx) -> str:
+    """The application's database, down: nothing listens on its port any more."""
+    from sandbox.services import free_port
+    return f"postgresql://{ctx.pg_shared.user}:{ctx.pg_shared.password}@127.0.0.1:{free_port()}/{ctx.pg_shared.database}"
+
+
 HEALTH = [
     Case("live-503", ("HEALTH-LIVE",), "liveness answers 503",
          lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_FAULTS": "live:503"}))),
     Case("startup-never", ("HEALTH-STARTUP",), "the service never finishes starting up",
          lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_STARTUP_DELAY": "600"}))),
+    Case("db-down", ("HEALTH-READY", "HEALTH-STARTUP", "HEALTH-DB"), "the application's database is down",
+         lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_DATABASE_URL": _dead_database_url(ctx)}))),
+    Case("ready-200-db-down", ("HEALTH-READY", "HEALTH-DB"),
+         "readiness answers 200 while its body says the database is down",
+         lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_DATABASE_URL": _dead_database_url(ctx)},
+                                              breaks=("ready-always-200",)))),
+    Case("ready-200-redis-down", ("HEALTH-READY", "HEALTH-REDIS"),
+         "readiness answers 200 while its body says Redis is down",
+         lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_REDIS_URL": ctx.stopped_redis_url()},
+                                              breaks=("ready-always-200",)))),
+    Case("wrong-environment", ("HEALTH-ENV",), "the production service runs with environment staging",
+         lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_ENVIRONMENT": "staging"}))),
+    Case("env-on-info-wrong", ("HEALTH-ENV",),
+         "the environment shows only on GET /api/v1/info (env.name), and it says staging there",
+         lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_ENVIRONMENT": "staging"}, breaks=("env-only-on-info",)),
+                                  health_check_environment_from="endpoint",
+                                  health_check_environment_path="/api/v1/info",
+                                  health_check_environment_query="env.name")),
 ]
 
 # -- 6.2 Monitoring and Sentry ------------------------------------------------------------------------
@@ -49,9 +73,74 @@ SENTRY = [
 
 # -- 6.4 Redis ------------------------------------------------------------------------------------------
 
+
+def _app_env_file_redis_down(ctx) -> dict:
+    """The application reads its Redis URL from its env file (a dead Redis); the inventory's copy is fine."""
+    dead = ctx.stopped_redis_url()
+    env_file = ctx.tmp_path / f"app-env-{dead.rsplit(':', 1)[-1].split('/')[0]}.env"
+    env_file.write_text(f"HUNTER_ENVIRONMENT=production\nHUNTER_REDIS_URL={dead}\n")
+    env_file.chmod(0o600)
+    return ctx.app_host(ctx.service(env={"HUNTER_REDIS_URL": dead}), hunter_app_env_file=str(env_file),
+                        redis_check_connect_timeout=1, redis_check_command_timeout=1)
+
+
+def _app_on_dead_redis(ctx, breaks=()) -> dict:
+    """The application and the inventory agree on the application's Redis, which is down."""
+    dead = ctx.stopped_redis_url()
+    return ctx.app_host(ctx.service(env={"HUNTER_REDIS_URL": dead}, breaks=breaks), hunter_app_redis_url=dead)
+
+
+def _cache_on(ctx, server, password=None, **extra) -> dict:
+    return ctx.cache_host(hunter_redis_host=server.host, hunter_redis_port=server.port,
+                          hunter_redis_password=password or "", redis_check_connect_timeout=1,
+                          redis_check_command_timeout=1, **extra)
+
+
+def _stopped_cache(ctx) -> dict:
+    server = ctx.redis(password="gone-" + ctx.api_key[-12:])
+    server.stop()
+    return _cache_on(ctx, server, server.password)
+
+
+def _full_cache(ctx) -> dict:
+    """maxmemory reached under noeviction: every write is refused with OOM."""
+    import redis
+    server = ctx.redis(extra_args=["--maxmemory", "2mb", "--maxmemory-policy", "noeviction"])
+    client = server.client()
+    for batch in range(2000):
+        pipe = client.pipeline(transaction=False)
+        for i in range(50):
+            pipe.set(f"filler:{batch}:{i}", b"x" * 4096)
+        try:
+            pipe.execute()
+        except redis.exceptions.OutOfMemoryError:
+            return _cache_on(ctx, server)
+    raise AssertionError("the cache never reached maxmemory")
+
+
 REDIS = [
     Case("app-redis-down", ("REDIS-APP-PING",), "the Redis the application is configured with is down",
          lambda ctx: ctx.app_host(ctx.service(), hunter_app_redis_url=ctx.stopped_redis_url())),
+    Case("app-env-file-redis-down", ("REDIS-APP-PING", "HEALTH-READY"),
+         "the application's env file points at a Redis that is down; the inventory's copy of the URL is healthy",
+         _app_env_file_redis_down),
+    Case("ready-ignores-redis", ("REDIS-APP-PING",),
+         "readiness never asks Redis and says ok while the application's Redis is down",
+         lambda ctx: _app_on_dead_redis(ctx, breaks=("ready-ignores-redis",))),
+    Case("redis-health-down", ("REDIS-HEALTH", "HEALTH-REDIS", "HEALTH-READY"),
+         "the readiness body says Redis is down (the application's Redis stopped)",
+         _app_on_dead_redis),
+    Case("cache-down", ("REDIS-PING", "REDIS-OPS", "REDIS-POOL"), "the cache's Redis is down",
+         _stopped_cache, group="cache"),
+    Case("cache-readonly-replica", ("REDIS-OPS",), "the cache address is a read-only replica",
+         lambda ctx: _cache_on(ctx, ctx.redis(replicaof=ctx.redis_shared)), group="cache"),
+    Case("cache-no-replicas-to-write", ("REDIS-OPS",),
+         "the cache refuses writes: min-replicas-to-write 1 and no replica connected",
+         lambda ctx: _cache_on(ctx, ctx.redis(extra_args=["--min-replicas-to-write", "1"])), group="cache"),
+    Case("cache-full", ("REDIS-OPS",), "the cache is full: maxmemory reached under noeviction",
+         _full_cache, group="cache"),
+    Case("cache-maxclients", ("REDIS-POOL",), "the cache accepts 4 clients; the application's pool needs 10",
+         lambda ctx: _cache_on(ctx, ctx.redis(extra_args=["--maxclients", "4"])), group="cache"),
 ]
 
 # -- 6.4 API versioning -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import http.server
 import json
 import ssl
 import subprocess
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -17,6 +18,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.services import free_port
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".ansible" / "collections"))
+from ansible_collections.hunter.ops.plugins.module_utils.checklist import BY_ID, DEFAULT_REQUIRED  # noqa: E402
 
 HEALTH_IDS = ["HEALTH-LIVE", "HEALTH-READY", "HEALTH-STARTUP", "HEALTH-ENV", "HEALTH-DB", "HEALTH-REDIS",
               "HEALTH-DIAG"]
@@ -161,14 +165,20 @@ def test_probe_cases_against_the_sample_service(ansible, sample_service, silent_
     assert r[5]["ready_body"]["echo"] == "********"  # the secret header reached the server, and was hidden
     assert statuses(r[6]["checks"]) == dict.fromkeys(PROBE_IDS, "pass")
 
-    # 7-12: one message naming the parameter, no traceback, secrets hidden
-    expected_params = ["base_url: ", "ready_status: ", "assertions.HEALTH-DB: ", "startup_timeout",
-                       "redis_url: ", "db_port"]
-    for result, param in zip(r[7:], expected_params):
-        assert result.get("check_task_failed") is True
-        assert param in result["msg"], result["msg"]
+    # 7-12: a bad value fails exactly the items that use it, with one message naming the parameter;
+    # no traceback, secrets hidden
+    failing = [(PROBE_IDS, "base_url: "), (["HEALTH-READY"], "ready_status: "),
+               (["HEALTH-DB", "HEALTH-READY"], "assertions.HEALTH-DB: "), (["HEALTH-STARTUP"], "startup_timeout: "),
+               (["HEALTH-DIAG"], "redis_url: "), (["HEALTH-DIAG"], "db_port: ")]
+    for result, (ids, param) in zip(r[7:], failing):
+        assert not result.get("check_task_failed"), result.get("msg")
+        assert {i for i, item in result["checks"].items() if item["status"] == "fail"} == set(ids), result["checks"]
+        for check_id in ids:
+            assert result["checks"][check_id]["message"].startswith(param), result["checks"][check_id]["message"]
         assert "Traceback" not in json.dumps(result) and "module_stderr" not in result
-    assert r[8]["msg"] == "ready_status: HTTP status codes must be numbers between 100 and 599, got 'abc'"
+    assert r[8]["checks"]["HEALTH-READY"]["message"] == \
+        "ready_status: HTTP status codes must be numbers between 100 and 599, got 'abc'"
+    assert r[8]["checks"]["HEALTH-LIVE"]["status"] == "pass" and r[8]["needs_diagnosis"] is False
 
     assert_no_secret(run, probe_key, redis_secret)
 
@@ -183,13 +193,14 @@ def test_alternative_body_shape_by_configuration(ansible, service_config):
               assertions=CHECKS_SHAPE_VARS["health_check_assertions"], environment_query=""),
     ])
     runbook_defaults, configured = r[0]["checks"], r[1]["checks"]
-    # the runbook expressions on this shape fail and say what they found
+    # the runbook expressions on this shape fail and say what they found; readiness includes them
     assert runbook_defaults["HEALTH-DB"]["status"] == "fail"
     assert "db.status is null" in runbook_defaults["HEALTH-DB"]["message"]
+    assert runbook_defaults["HEALTH-READY"]["status"] == "fail"
     assert runbook_defaults["HEALTH-ENV"]["status"] == "fail"
-    # configured for it, the same service passes; HEALTH-ENV is a skip with the reason
+    # configured for it, the same service passes; HEALTH-ENV is not checked, saying what is not configured
     assert statuses(configured) == dict(dict.fromkeys(PROBE_IDS, "pass"), **{"HEALTH-ENV": "skip"})
-    assert "does not show its environment" in configured["HEALTH-ENV"]["message"]
+    assert configured["HEALTH-ENV"]["message"].startswith("not checked: no query for the environment is configured")
     assert r[1]["ready_body"] == {"status": "ready", "checks": {"database": True, "redis": True}}
 
 
@@ -227,9 +238,11 @@ def test_all_green_is_go(ansible, sample_service, make_service, pg, redis_server
         "app-runbook": app_host(sample_service, pg, redis_server.url),
         "app-checks": app_host(checks_service, pg, redis_server.url, **CHECKS_SHAPE_VARS),
     }}}}}
-    run = ansible.run_playbook(PLAYBOOK, inventory, extravars={
-        "hunter_ops_required_checks": REQUIRED + ["HEALTH-DB", "HEALTH-REDIS"]})
+    # The default required list (CHECKLIST 6.5), reduced to the items this play runs: HEALTH-READY
+    # includes the dependency statuses.
+    run = ansible.run_playbook(PLAYBOOK, inventory, extravars={"hunter_ops_required_checks": health_required()})
     assert run.rc == 0, run.stdout[-3000:]
+    assert run.report["required"] == ["HEALTH-LIVE", "HEALTH-READY", "HEALTH-STARTUP"]
     assert run.report["verdict"] == "GO"
     runbook, checks = report_items(run, "app-runbook"), report_items(run, "app-checks")
     assert {i: runbook[i]["status"] for i in HEALTH_IDS} == dict(dict.fromkeys(PROBE_IDS, "pass"),
@@ -272,13 +285,13 @@ def test_dependency_down_is_diagnosed_and_no_go(ansible, make_pg, make_redis, ma
     assert items["HEALTH-DIAG"]["status"] == "fail"
     assert items["HEALTH-DIAG"]["message"].startswith("redis unreachable: connection refused")
     assert items["HEALTH-DIAG"]["evidence"]["database"]["ok"] is True
-    bad = report_items(run, "app-bad-input")
+    bad = report_items(run, "app-bad-input")  # the bad value fails the item that uses it, named as set
     assert bad["HEALTH-READY"]["status"] == "fail"
-    assert "ready_status: HTTP status codes must be numbers" in bad["HEALTH-READY"]["message"]
-    assert {bad[i]["status"] for i in PROBE_IDS} == {"fail"}
+    assert bad["HEALTH-READY"]["message"].startswith("health_check_ready_status: HTTP status codes must be numbers")
+    assert bad["HEALTH-LIVE"]["status"] == "pass" and bad["HEALTH-REDIS"]["status"] == "fail"
     invalid = report_items(run, "app-invalid")
-    assert {invalid[i]["status"] for i in HEALTH_IDS} == {"fail"}
-    assert "health_check_diag_enabled" in invalid["HEALTH-DIAG"]["message"]
+    assert invalid["HEALTH-LIVE"]["status"] == "pass" and invalid["HEALTH-DIAG"]["status"] == "fail"
+    assert invalid["HEALTH-DIAG"]["message"] == "health_check_diag_enabled: must be true or false, got maybe"
     assert_no_secret(run, app_pg.password, app_redis.password)
 
     # PostgreSQL stopped (Redis back): HEALTH-DIAG names the database; a wrong Redis password is named too.
@@ -303,3 +316,180 @@ def test_dependency_down_is_diagnosed_and_no_go(ansible, make_pg, make_redis, ma
     # HEALTH-DIAG and REDIS-APP-PING read the same URL alike and name the same fault the same way
     assert r[2]["checks"]["HEALTH-DIAG"]["evidence"]["redis"]["error"] in r[3]["checks"]["REDIS-APP-PING"]["message"]
     assert_no_secret(run, app_pg.password, app_redis.password)
+
+
+# -- issue 9 regressions (each failed before its fix) ------------------------------------------------------
+
+REDIS_PLAYBOOK = Path(__file__).parent / "playbooks" / "redis_preflight.yml"
+
+
+def health_required() -> list[str]:
+    """The default required list (CHECKLIST 6.5, checklist.py) restricted to what health_check owns."""
+    return [i for i in DEFAULT_REQUIRED if BY_ID[i].role == "health_check"]
+
+
+def dead_database_url(pg) -> str:
+    """The app's database, down: its port answers nothing."""
+    return f"postgresql://{pg.user}:{pg.password}@127.0.0.1:{free_port()}/{pg.database}"
+
+
+def test_issue9_ready_200_whose_body_says_the_database_is_down_is_no_go(ansible, make_service, pg,
+                                                                        redis_server):
+    """Item 3: `200 {"db": {"status": "error"}}` gave GO; HEALTH-READY is "200 with DB and Redis OK"."""
+    liar = make_service(env={"HUNTER_DATABASE_URL": dead_database_url(pg), "HUNTER_BREAK": "ready-always-200"})
+    inventory = {"all": {"children": {"app": {"hosts": {
+        "app-ready-lies": app_host(liar, pg, redis_server.url, health_check_diag_enabled=False)}}}}}
+    run = ansible.run_playbook(PLAYBOOK, inventory, extravars={"hunter_ops_required_checks": health_required()})
+    items = report_items(run, "app-ready-lies")
+    assert items["HEALTH-READY"]["evidence"]["status"] == 200
+    assert items["HEALTH-READY"]["status"] == "fail", items["HEALTH-READY"]
+    assert "db.status" in items["HEALTH-READY"]["message"], items["HEALTH-READY"]["message"]
+    assert items["HEALTH-DB"]["status"] == "fail" and items["HEALTH-REDIS"]["status"] == "pass"
+    assert run.report["verdict"] == "NO-GO" and run.rc != 0
+    assert ("HEALTH-READY", "app-ready-lies") in {(b["id"], b["host"]) for b in run.report["blocking"]}
+
+
+def test_issue9_diag_uses_the_apps_own_settings_and_never_calls_not_checked_down(
+        ansible, tmp_path, make_service, make_redis, pg, redis_server, assert_no_secret):
+    """Item 7: HEALTH-DIAG pinged the inventory's copy of the app's Redis URL ("both dependencies
+    answer") while the app's own Redis (its env file) was refused, as REDIS-APP-PING said."""
+    gone = make_redis(password="gone-" + uuid.uuid4().hex)
+    gone.stop()
+    service = make_service(env={"HUNTER_REDIS_URL": gone.url})  # the app really uses the dead Redis
+    app_env = tmp_path / "app.env"
+    app_env.write_text(f"HUNTER_DATABASE_URL={pg.dsn}\nHUNTER_REDIS_URL={gone.url}\n")
+    unknown_env = tmp_path / "unknown.env"  # the app's env file says nothing about Redis
+    unknown_env.write_text(f"HUNTER_DATABASE_URL={pg.dsn}\n")
+    fast = {"redis_check_connect_timeout": 1, "redis_check_command_timeout": 1, "health_check_redis_timeout": 1}
+    inventory = {"all": {"children": {"app": {"hosts": {
+        # the inventory's copy points at a healthy Redis; the application's env file at the dead one
+        "app-env-file": app_host(service, pg, redis_server.url, hunter_app_env_file=str(app_env), **fast),
+        "app-settings-unknown": app_host(service, pg, redis_server.url, hunter_app_env_file=str(unknown_env),
+                                         **fast),
+    }}}}}
+    run = ansible.run_playbook(REDIS_PLAYBOOK, inventory, extravars={"hunter_ops_required_checks": ["HEALTH-READY"]})
+    mine = report_items(run, "app-env-file")
+    assert mine["HEALTH-READY"]["status"] == "fail"
+    diag, app_ping = mine["HEALTH-DIAG"], mine["REDIS-APP-PING"]
+    assert app_ping["status"] == "fail" and f"127.0.0.1:{gone.port}" in app_ping["message"]
+    assert diag["status"] == "fail", diag
+    assert diag["message"].startswith("redis unreachable: connection refused"), diag["message"]
+    assert f"127.0.0.1:{gone.port}" in diag["message"]
+    assert str(app_env) in json.dumps(diag["evidence"]["redis"])  # where the settings came from
+    assert diag["evidence"]["database"]["ok"] is True
+
+    unknown = report_items(run, "app-settings-unknown")["HEALTH-DIAG"]
+    assert "redis not checked" in unknown["message"], unknown["message"]
+    assert "redis unreachable" not in unknown["message"] and unknown["status"] != "fail", unknown
+    assert unknown["evidence"]["redis"]["checked"] is False
+    assert "HUNTER_REDIS_URL" in unknown["evidence"]["redis"]["reason"]
+    assert report_items(run, "app-settings-unknown")["REDIS-APP-PING"]["status"] == "fail"
+    assert_no_secret(run, pg.password, gone.password, redis_server.password)
+
+
+def test_issue9_a_bad_value_fails_only_the_items_that_use_it(ansible, sample_service, pg, redis_server):
+    """Item 12: a non-numeric port used only by HEALTH-DIAG, or a typo in the non-required HEALTH-DB
+    expression, failed HEALTH-LIVE/READY/STARTUP; a bad Redis port failed items that never use it."""
+    cache = {"hunter_redis_host": redis_server.host, "hunter_redis_port": redis_server.port,
+             "hunter_redis_password": redis_server.password, "hunter_redis_db": 0}
+    inventory = {"all": {"children": {
+        "app": {"hosts": {
+            # two bad values HEALTH-DIAG alone uses (and a Redis port only cache items use)
+            "app-bad-diag": app_host(sample_service, pg, redis_server.url, hunter_app_db_port="fivefourthreetwo",
+                                     health_check_redis_timeout="later", hunter_redis_port="sixthousand"),
+            "app-bad-db-expression": app_host(sample_service, pg, redis_server.url,
+                                              health_check_assertions={"HEALTH-DB": "db.status =="}),
+            "app-bad-live-and-startup": app_host(sample_service, pg, redis_server.url,
+                                                 health_check_live_status="2OO", health_check_startup_timeout="soon"),
+        }},
+        "cache": {"hosts": {
+            "cache-bad-port": dict(cache, hunter_redis_port="sixthousand"),
+            "cache-bad-pool": dict(cache, redis_check_pool_size="ten", redis_check_key_ttl=-3),
+        }},
+    }}}
+    run = ansible.run_playbook(REDIS_PLAYBOOK, inventory, extravars={"hunter_ops_required_checks": ["REDIS-PING"]})
+    assert run.report is not None, run.stdout[-3000:]
+    assert "_AnsibleTagged" not in json.dumps(run.report)
+
+    diag_host = report_items(run, "app-bad-diag")
+    for check_id in PROBE_IDS + ["REDIS-APP-PING", "REDIS-HEALTH"]:
+        assert diag_host[check_id]["status"] == "pass", (check_id, diag_host[check_id]["message"])
+    diag = diag_host["HEALTH-DIAG"]
+    assert diag["status"] == "fail", diag
+    assert "hunter_app_db_port (health_check_db_port): port must be a number" in diag["message"], diag["message"]
+    assert "health_check_redis_timeout: must be a number" in diag["message"], diag["message"]
+
+    expr_host = report_items(run, "app-bad-db-expression")
+    assert {i: expr_host[i]["status"] for i in ("HEALTH-LIVE", "HEALTH-STARTUP", "HEALTH-ENV", "HEALTH-REDIS")} == \
+        dict.fromkeys(("HEALTH-LIVE", "HEALTH-STARTUP", "HEALTH-ENV", "HEALTH-REDIS"), "pass")
+    for check_id in ("HEALTH-DB", "HEALTH-READY"):  # HEALTH-READY judges the database status with it
+        assert expr_host[check_id]["status"] == "fail"
+        assert "health_check_assertions.HEALTH-DB: invalid JMESPath expression" in expr_host[check_id]["message"]
+    assert "failing" not in expr_host["HEALTH-DIAG"]["message"], expr_host["HEALTH-DIAG"]["message"]
+
+    two = report_items(run, "app-bad-live-and-startup")
+    assert two["HEALTH-READY"]["status"] == "pass"
+    assert two["HEALTH-LIVE"]["status"] == "fail" and "health_check_live_status: " in two["HEALTH-LIVE"]["message"]
+    assert two["HEALTH-STARTUP"]["status"] == "fail"
+    assert "health_check_startup_timeout: must be a number" in two["HEALTH-STARTUP"]["message"]
+
+    port = report_items(run, "cache-bad-port")
+    for check_id in ("REDIS-PING", "REDIS-OPS", "REDIS-POOL"):
+        assert port[check_id]["status"] == "fail"
+        assert port[check_id]["message"].startswith("hunter_redis_port (redis_check_port): "), port[check_id]
+    pool = report_items(run, "cache-bad-pool")
+    assert pool["REDIS-PING"]["status"] == "pass", pool["REDIS-PING"]["message"]
+    assert pool["REDIS-POOL"]["status"] == "fail" and "redis_check_pool_size" in pool["REDIS-POOL"]["message"]
+    assert pool["REDIS-OPS"]["status"] == "fail" and "redis_check_key_ttl" in pool["REDIS-OPS"]["message"]
+    assert run.report["verdict"] == "NO-GO"  # REDIS-PING fails on cache-bad-port
+
+
+def test_issue9_environment_read_where_the_service_shows_it(ansible, tmp_path, make_service, pg, redis_server):
+    """Items 4 and 8: HEALTH-ENV from any endpoint (JMESPath) or the app's configuration source; never the
+    inventory's own value, and no message asserting the service "does not show" it."""
+    prod = make_service(env={"HUNTER_BREAK": "env-only-on-info"})
+    staging = make_service(env={"HUNTER_BREAK": "env-only-on-info", "HUNTER_ENVIRONMENT": "staging"})
+    staging_env = tmp_path / "staging.env"
+    staging_env.write_text("HUNTER_ENVIRONMENT=staging\n")
+    endpoint = {"health_check_environment_from": "endpoint", "health_check_environment_path": "/api/v1/info",
+                "health_check_environment_query": "env.name"}
+    inventory = {"all": {"children": {"app": {"hosts": {
+        "env-endpoint-ok": app_host(prod, pg, redis_server.url, **endpoint),
+        "env-endpoint-wrong": app_host(staging, pg, redis_server.url, **endpoint),
+        "env-body-missing": app_host(prod, pg, redis_server.url),
+        "env-config-wrong": app_host(make_service(), pg, redis_server.url, hunter_app_env_file=str(staging_env),
+                                     health_check_environment_from="config"),
+        "env-not-read": app_host(prod, pg, redis_server.url, health_check_environment_query=""),
+    }}}}}
+    run = ansible.run_playbook(PLAYBOOK, inventory, extravars={"hunter_ops_required_checks": ["HEALTH-ENV"]})
+    env = {host: report_items(run, host)["HEALTH-ENV"] for host in inventory["all"]["children"]["app"]["hosts"]}
+    assert env["env-endpoint-ok"]["status"] == "pass", env["env-endpoint-ok"]
+    assert "/api/v1/info" in env["env-endpoint-ok"]["evidence"]["source"]
+    assert env["env-endpoint-wrong"]["status"] == "fail"
+    assert "'staging'" in env["env-endpoint-wrong"]["message"]
+    assert env["env-body-missing"]["status"] == "fail"
+    assert env["env-config-wrong"]["status"] == "fail", env["env-config-wrong"]
+    assert "HUNTER_ENVIRONMENT" in env["env-config-wrong"]["message"] and str(staging_env) in env["env-config-wrong"]["message"]
+    assert env["env-not-read"]["status"] == "skip"
+    assert "does not show" not in env["env-not-read"]["message"], env["env-not-read"]["message"]
+    assert run.report["verdict"] == "NO-GO"
+
+
+def test_issue9_check_mode_writes_a_dry_run_report_and_latest_follows(ansible, sample_service, pg, redis_server,
+                                                                      tmp_path):
+    """Item 10: a dry run printed a report path that was never written; `latest` then showed an older run."""
+    reports = tmp_path / "reports"
+    inventory = {"all": {"children": {"app": {"hosts": {"app1": app_host(sample_service, pg, redis_server.url)}}}}}
+    extravars = {"hunter_ops_required_checks": health_required(), "hunter_ops_report_dir": str(reports)}
+    real = ansible.run_playbook(PLAYBOOK, inventory, extravars=extravars)
+    assert real.rc == 0, real.stdout[-3000:]
+    first = (reports / "latest").resolve()
+    dry = ansible.run_playbook(PLAYBOOK, inventory, extravars=extravars, cmdline="--check")
+    latest = (reports / "latest").resolve()
+    assert latest != first, "latest still shows the earlier run"
+    assert "dry-run" in latest.name
+    report = json.loads((latest / "report.json").read_text())
+    assert report["dry_run"] is True
+    assert "DRY RUN" in (latest / "report.md").read_text()
+    printed = [line for line in dry.stdout.splitlines() if str(reports) in line]
+    assert printed and all(str(latest) in line for line in printed), printed

@@ -173,14 +173,20 @@ def test_redis_probe_cases(ansible, tmp_path, redis_server, seeded_keys, make_re
     # 7-8: the app's own settings from its environment file
     app = r[7]["checks"]["REDIS-APP-PING"]
     assert list(r[7]["checks"]) == ["REDIS-APP-PING"] and app["status"] == "pass"
-    assert f"(settings from REDIS_URL in {env_file})" in app["message"]
-    assert r[8].get("check_task_failed") is True
-    assert r[8]["msg"] == f"env_file: none of REDIS_URL, HUNTER_REDIS_URL is set in {no_url_env}"
+    assert f"(settings from REDIS_URL in environment file {env_file})" in app["message"]
+    # the URL is not in the app's settings: the item fails saying where it looked (never the inventory's copy)
+    unknown = r[8]["checks"]["REDIS-APP-PING"]
+    assert unknown["status"] == "fail" and unknown["message"] == (
+        f"the application's Redis settings were not read: none of REDIS_URL, HUNTER_REDIS_URL is set in "
+        f"environment file {no_url_env}")
 
-    # 9-10: bad input names the parameter, no traceback
-    assert r[9].get("check_task_failed") is True and r[9]["msg"].startswith("url: ")
-    assert r[10]["msg"] == "checks: info is reported on the PING item: select ping as well"
+    # 9-10: bad input names the parameter in the items that use it, no traceback
+    assert statuses(r[9]["checks"]) == dict.fromkeys(CACHE_IDS, "fail")
+    assert all(item["message"].startswith("url: ") for item in r[9]["checks"].values()), r[9]["checks"]
+    assert statuses(r[10]["checks"]) == dict.fromkeys(CACHE_IDS, "fail")
+    assert r[10]["checks"]["REDIS-OPS"]["message"] == "checks: info is reported on the PING item: select ping as well"
     for result in (r[8], r[9], r[10]):
+        assert not result.get("check_task_failed"), result.get("msg")
         assert "Traceback" not in json.dumps(result) and "module_stderr" not in result
 
     # 11-14: REDIS-HEALTH
@@ -238,7 +244,7 @@ def test_role_with_health_check_and_report(ansible, tmp_path, sample_service, pg
     for check_id in CACHE_IDS:
         assert items[("cache-ok", check_id)]["status"] == "pass", items[("cache-ok", check_id)]
         assert items[("cache-bad", check_id)]["status"] == "fail"
-    assert "redis_check_port" in items[("cache-bad", "REDIS-PING")]["message"]
+    assert items[("cache-bad", "REDIS-PING")]["message"].startswith("hunter_redis_port (redis_check_port): port must")
     assert items[("cache-ok", "REDIS-POOL")]["evidence"]["p99_ms"] > 0
 
     # app hosts: PING with the app's settings; the app pointing at another (dead) Redis is caught

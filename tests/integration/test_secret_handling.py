@@ -34,7 +34,8 @@ def test_redis_url_with_every_delimiter_in_the_password(ansible, make_redis, ass
     assert ping["checks"]["REDIS-APP-PING"]["status"] == "pass", ping["checks"]
     assert diag["checks"]["HEALTH-DIAG"]["evidence"]["redis"]["ok"] is True, diag["checks"]
     # urlencode leaves '/': the URL's authority ends inside the password and the item fails for the wrong reason
-    assert jinja["check_task_failed"] and jinja["msg"].startswith("url: "), jinja
+    bad_url = jinja["checks"]["REDIS-APP-PING"]
+    assert bad_url["status"] == "fail" and bad_url["message"].startswith("url: "), jinja
     assert_no_secret(run, URL_PASSWORD, URL_PASSWORD.split("/")[1])
 
 

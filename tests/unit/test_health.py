@@ -1,5 +1,7 @@
 """The pure parts of the health checks: startup polling on a fake clock, status and body assertions,
 option validation, and the HEALTH-DIAG verdict. No network: responses are built by hand."""
+import json
+
 import jmespath
 import pytest
 
@@ -126,6 +128,7 @@ def test_several_expected_statuses():
 
 RUNBOOK = {"status": "ok", "environment": "production", "db": {"status": "ok"}, "redis": {"status": "ok"}}
 CHECKS_SHAPE = {"status": "ready", "checks": {"database": True, "redis": False}}
+RUNBOOK_TEXT = json.dumps(RUNBOOK)
 
 
 def assertion(check_id, expression, body):
@@ -157,7 +160,8 @@ def test_non_boolean_result_does_not_pass():
 
 def test_empty_expression_is_a_skip_with_the_reason():
     item = assertion("HEALTH-REDIS", None, RUNBOOK)
-    assert item["status"] == "skip" and "does not show Redis" in item["message"]
+    assert item["status"] == "skip" and item["message"].startswith("not checked: no expression for the Redis")
+    assert "does not show" not in item["message"]  # a configuration choice is not a fact about the service
 
 
 def test_no_json_body_fails_with_the_source():
@@ -191,7 +195,8 @@ def params(**overrides):
     base = dict(base_url="http://127.0.0.1:8000", live_path="/healthz/live", ready_path="/healthz/ready",
                 startup_path="/healthz/startup", live_status=[200], ready_status=[200], startup_status=[200],
                 assertions={}, environment_query="environment", timeout=5.0, startup_timeout=60,
-                startup_interval=2, headers={}, ca_path=None, client_cert=None, client_key=None)
+                startup_interval=2, headers={}, ca_path=None, client_cert=None, client_key=None,
+                body_from=["ready", "startup"], validate_certs=True, secret_headers={})
     base.update(overrides)
     return base
 
@@ -204,17 +209,51 @@ def params(**overrides):
     (dict(live_status=[200, "2x0"]), "live_status"),
     (dict(startup_path="healthz"), "startup_path"),
     (dict(assertions={"HEALTH-DB": "db.status =="}), "assertions.HEALTH-DB"),
-    (dict(assertions={"HEALTH-NOPE": "a"}), "assertions"),
+    (dict(assertions={"HEALTH-NOPE": "a"}), "assertions.HEALTH-NOPE"),
+    (dict(assertions="db.status == 'ok'"), "assertions"),
     (dict(environment_query="[["), "environment_query"),
+    (dict(environment_from="elsewhere"), "environment_from"),
+    (dict(environment_from="endpoint"), "environment_path"),
     (dict(timeout=0), "timeout"),
     (dict(startup_interval=-1), "startup_interval"),
+    (dict(validate_certs="maybe"), "validate_certs"),
+    (dict(body_from=["redy"]), "body_from"),
+    (dict(headers="X-A: b"), "headers"),
     (dict(ca_path="/nonexistent/ca.pem"), "ca_path"),
 ])
-def test_bad_input_names_the_parameter(overrides, param):
-    with pytest.raises(ParameterError) as err:
-        health_probe.parse_options(params(**overrides))
-    assert err.value.param == param
-    assert str(err.value).startswith(param + ": ")
+def test_bad_input_is_kept_under_the_parameter(overrides, param):
+    opts = health_probe.parse_options(params(**overrides))
+    assert list(opts["problems"].errors) == [param], opts["problems"].errors
+    assert opts["problems"].message().startswith(param + ": ")
+
+
+# Which items a bad value fails: exactly those that use it (issue 9.12).
+@pytest.mark.parametrize("overrides, failed", [
+    (dict(live_status="2OO"), {"HEALTH-LIVE"}),
+    (dict(startup_timeout="soon"), {"HEALTH-STARTUP"}),
+    (dict(ready_status="abc"), {"HEALTH-READY"}),
+    (dict(assertions={"HEALTH-DB": "db.status =="}), {"HEALTH-DB", "HEALTH-READY"}),
+    (dict(assertions={"HEALTH-REDIS": 7}), {"HEALTH-REDIS", "HEALTH-READY"}),
+    (dict(assertions={"HEALTH_DB": "db.status == 'ok'"}), {"HEALTH-DB", "HEALTH-READY"}),  # a typo of an ID
+    (dict(assertions={"HEALTH-LIVE": "status =="}), {"HEALTH-LIVE"}),
+    (dict(environment_query="[["), {"HEALTH-ENV"}),
+    (dict(timeout="abc"), {"HEALTH-LIVE", "HEALTH-READY", "HEALTH-STARTUP", "HEALTH-ENV", "HEALTH-DB",
+                           "HEALTH-REDIS"}),
+    (dict(body_from="live,redy"), {"HEALTH-DB", "HEALTH-REDIS", "HEALTH-ENV", "HEALTH-READY"}),
+])
+def test_a_bad_value_fails_exactly_the_items_that_use_it(overrides, failed):
+    opts = health_probe.parse_options(params(param_labels={"live_status": "health_check_live_status"}, **overrides))
+    assert {i for i in opts["uses"] if health_probe.bad_inputs(opts, i)} == failed
+
+
+def test_every_bad_value_of_an_item_is_named_as_the_operator_set_it():
+    opts = health_probe.parse_options(params(
+        param_labels={"assertions": "health_check_assertions", "ready_status": "health_check_ready_status"},
+        ready_status="2OO", assertions={"HEALTH-REDIS": "redis.status =="}))
+    item = health_probe._input_item(opts, "HEALTH-READY")
+    assert item["status"] == "fail"
+    assert item["message"].startswith("health_check_ready_status: HTTP status codes must be numbers")
+    assert "; health_check_assertions.HEALTH-REDIS: invalid JMESPath expression" in item["message"]
 
 
 def test_assertion_defaults_merge_and_empty_skips():
@@ -228,8 +267,7 @@ def test_assertion_defaults_merge_and_empty_skips():
 
 
 def test_build_checks_from_outcomes_without_network():
-    opts = health_probe.parse_options(params())
-    opts.update(body_from=["ready", "startup"], expected_environment="production")
+    opts = health_probe.parse_options(params(expected_environment="production"))
     down = '{"status": "degraded", "environment": "production", "db": {"status": "ok"}, "redis": {"status": "error"}}'
     outcomes = {"live": (response(200, '{"status":"ok"}'), 1, None, None),
                 "ready": (response(503, down), 1, None, None),
@@ -242,13 +280,34 @@ def test_build_checks_from_outcomes_without_network():
 
 
 def test_probe_body_condition_fails_a_200():
-    opts = health_probe.parse_options(params(assertions={"HEALTH-READY": "status == 'ready'"}))
-    opts.update(body_from=["ready"], expected_environment=None)
+    opts = health_probe.parse_options(params(assertions={"HEALTH-READY": "status == 'ready'"}, body_from=["ready"]))
     outcomes = {"ready": (response(200, '{"status": "ok"}'), 1, None, None)}
     checks, dummy = health_probe.build_checks(opts, outcomes)
     assert checks["HEALTH-READY"]["status"] == "fail"
     assert "answered 200 but" in checks["HEALTH-READY"]["message"]
     assert checks["HEALTH-LIVE"]["status"] == "skip"  # not probed
+
+
+def test_ready_includes_the_dependency_statuses():
+    """Issue 9.3: a 200 whose body says a dependency is down is not ready; an expression configured
+    empty is not checked and does not count; a ready body that cannot show them fails."""
+    db_down = '{"status": "ok", "environment": "production", "db": {"status": "error"}, "redis": {"status": "ok"}}'
+    opts = health_probe.parse_options(params())
+    checks, dummy = health_probe.build_checks(opts, {"ready": (response(200, db_down), 1, None, None)})
+    ready = checks["HEALTH-READY"]
+    assert ready["status"] == "fail" and checks["HEALTH-DB"]["status"] == "fail"
+    assert "answered 200 but the database status is not ok" in ready["message"]
+    assert 'db.status is "error"' in ready["message"]
+    assert ready["evidence"]["dependencies"]["HEALTH-DB"]["status"] == "fail"
+
+    no_redis = health_probe.parse_options(params(assertions={"HEALTH-REDIS": ""}))
+    checks, dummy = health_probe.build_checks(no_redis, {"ready": (response(200, RUNBOOK_TEXT), 1, None, None)})
+    assert checks["HEALTH-READY"]["status"] == "pass" and checks["HEALTH-REDIS"]["status"] == "skip"
+    assert "HEALTH-REDIS not checked" in checks["HEALTH-READY"]["message"]
+
+    checks, dummy = health_probe.build_checks(opts, {"ready": (response(200, "OK"), 1, None, None)})
+    assert checks["HEALTH-READY"]["status"] == "fail" and "no JSON body" in checks["HEALTH-READY"]["message"]
+    assert "answered 200 but the database status could not be read" in checks["HEALTH-READY"]["message"]
 
 
 # -- HEALTH-DIAG verdict ------------------------------------------------------------------------
@@ -269,7 +328,9 @@ def test_diag_names_the_dependency():
     item, down = dependency_diag.diagnose(db_down, redis_auth)
     assert down == ["database", "redis"] and item["message"].startswith("both dependencies are down")
     item, down = dependency_diag.diagnose(DB_OK, REDIS_OK)
-    assert item["status"] == "warn" and item["message"] == "both dependencies answer: the service itself is failing"
+    assert item["status"] == "warn" and item["message"] == (
+        "both dependencies answer with the application's settings (SELECT 1, PING): readiness failed for another "
+        "reason")
     item, down = dependency_diag.diagnose(None, None)
     assert item["status"] == "skip"
 
@@ -293,6 +354,19 @@ def test_diag_redis_problem_is_redis_clients_message():
     assert item["message"] == "redis unreachable: " + refused["error"]  # the target is not repeated
     item, dummy = dependency_diag.diagnose(DB_OK, dict(refused, kind="oom", error="server refuses writes: OOM"))
     assert item["message"] == "redis: server refuses writes: OOM (h:6379 db 0)"
+
+
+def test_issue9_not_checked_is_never_down():
+    """Item 7: a dependency that could not be checked (library missing, settings unknown) is reported
+    as not checked, never as down."""
+    no_library = dict(REDIS_OK, ok=False, kind="library",
+                      error="the Python library redis (redis-py) is not installed on this host")
+    item, down = dependency_diag.diagnose(DB_OK, no_library)
+    assert down == [] and item["status"] != "fail", item
+    assert "redis not checked" in item["message"] and "unreachable" not in item["message"]
+    no_psycopg = dict(DB_OK, ok=False, kind="library", error="the Python library psycopg is not installed")
+    item, down = dependency_diag.diagnose(no_psycopg, REDIS_OK)
+    assert down == [] and item["status"] != "fail" and "database not checked" in item["message"]
 
 
 # -- concurrency: liveness/readiness count once startup has passed (Kubernetes) ------------------

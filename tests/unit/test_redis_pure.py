@@ -226,3 +226,26 @@ def test_classification_without_a_password_says_one_is_required_and_hides_secret
         redis.exceptions.AuthenticationError("NOAUTH Authentication required."), no_pw).message
     leaky = redis.exceptions.ResponseError("ERR something about hunter2pw")
     assert "hunter2pw" not in classify(leaky, T).message
+
+
+def test_bad_values_are_kept_per_option_named_as_the_operator_set_them():
+    """Issue 9.12: a bad value is kept under its own option, so it fails only the checks that use it."""
+    from ansible_collections.hunter.ops.plugins.module_utils import validate
+    from ansible_collections.hunter.ops.plugins.module_utils.redis_client import validate_connection
+    from ansible_collections.hunter.ops.plugins.modules import redis_probe
+
+    problems = validate.InputProblems({"port": "hunter_redis_port (redis_check_port)",
+                                       "pool_size": "redis_check_pool_size"})
+    params = dict(pool_size="ten", pool_rounds=10, key_ttl=-3, pool_p99_warn_ms=None, info_memory_warn_pct=90,
+                  info_clients_warn_pct="lots", info_ignore=["noeviction"], key_prefix="hunter-ops:probe:",
+                  health_expression="redis.status == 'ok'")
+    values = redis_probe.check_values(params, problems)
+    validate_connection(dict(port="sixthousand", db=0, connect_timeout=3, command_timeout="3"), problems)
+    assert values["pool_rounds"] == 10 and values["info_ignore"] == ["noeviction"]
+    assert problems.bad(*redis_probe.CHECK_OPTIONS["pool"]) == ["pool_size"]
+    assert problems.bad(*redis_probe.CHECK_OPTIONS["ops"]) == ["key_ttl"]
+    assert problems.bad(*redis_probe.CHECK_OPTIONS["ping"]) == ["info_clients_warn_pct"]
+    assert problems.bad(*redis_probe.CHECK_OPTIONS["health"]) == []
+    assert problems.message("port") == ("hunter_redis_port (redis_check_port): port must be a number between 1 and "
+                                        "65535, got 'sixthousand'")
+    assert problems.message("pool_size") == "redis_check_pool_size: must be a whole number, got 'ten'"
