@@ -525,3 +525,105 @@ def test_sentry_backend_against_local_fake_of_sentry_web_api(ansible, tmp_path, 
         "SENTRY-EVENT": "pass", "SENTRY-ENV": "pass", "SENTRY-DETAIL": "pass"}
     assert "/api/0/projects/acme/found/issues/" in fake_sentry.requests
     assert_no_secret(run, fake_sentry.token, fake_sentry.public_key, fake_sentry.dsn(), api_key)
+
+
+# -- issue 9, items 1 and 2: what method A observes, and whose event counts -------------------------------------
+
+def _statuses(result, ids=EVENT_IDS[:3]):
+    return {check_id: item(result, check_id)["status"] for check_id in ids}
+
+
+def test_method_a_app_with_sentry_off_is_not_a_pass(ansible, bugsink, make_service, secrets_of, assert_no_secret):
+    """Issue 9.1: the application runs in a mode where it never initialises Sentry, with a DSN in its
+    environment. Method A used to send its own event with that DSN and pass. The probe must not pass:
+    with the application's own set-up (app_module) it fails, naming it; without, it cannot observe it."""
+    off = make_service(env={"HUNTER_SENTRY_DSN": bugsink.dsn, "HUNTER_BREAK": "sentry-off"})
+    run, (generic, with_app) = ansible.run_tasks([
+        event_check(bugsink, method="sdk", source="process", pid=off.pid),
+        event_check(bugsink, method="sdk", source="process", pid=off.pid, app_module="sandbox.app"),
+    ], {"bs_token": bugsink.token})
+    assert item(generic, "SENTRY-EVENT")["status"] != "pass", item(generic, "SENTRY-EVENT")
+    assert item(with_app, "SENTRY-EVENT")["status"] == "fail", item(with_app, "SENTRY-EVENT")
+    assert "did not initialise sentry-sdk" in item(with_app, "SENTRY-EVENT")["message"]
+    assert item(generic, "SENTRY-EVENT")["status"] == "skip"
+    assert "app_module" in item(generic, "SENTRY-EVENT")["message"]
+    for result in (generic, with_app):
+        assert "pass" not in _statuses(result).values(), result["checks"]
+    assert_no_secret(run, *secrets_of())
+
+
+def test_method_a_environment_is_the_one_the_application_sends(ansible, bugsink, make_service, secrets_of,
+                                                               assert_no_secret):
+    """Issue 9.1: the application's Sentry client reports as `staging` while `production` is expected.
+    Method A used to stamp the expected environment on its own event, so SENTRY-ENV passed by
+    construction; it must report the environment the application sends."""
+    staging = make_service(env={"HUNTER_SENTRY_DSN": bugsink.dsn, "HUNTER_SENTRY_ENVIRONMENT": "staging"})
+    run, (generic, with_app, by_variable) = ansible.run_tasks([
+        event_check(bugsink, method="sdk", source="process", pid=staging.pid),
+        event_check(bugsink, method="sdk", source="process", pid=staging.pid, app_module="sandbox.app"),
+        event_check(bugsink, method="sdk", source="process", pid=staging.pid,
+                    environment_variable="HUNTER_SENTRY_ENVIRONMENT"),
+    ], {"bs_token": bugsink.token})
+    assert item(generic, "SENTRY-ENV")["status"] != "pass", item(generic, "SENTRY-ENV")
+    assert item(generic, "SENTRY-ENV")["status"] == "skip"
+    env = item(with_app, "SENTRY-ENV")
+    assert item(with_app, "SENTRY-EVENT")["status"] == "pass", item(with_app, "SENTRY-EVENT")
+    assert env["status"] == "fail" and env["evidence"]["found"] == "staging", env
+    assert env["evidence"]["client_environment"] == "staging"
+    variable = item(by_variable, "SENTRY-ENV")
+    assert variable["status"] == "fail" and "HUNTER_SENTRY_ENVIRONMENT" in variable["message"], variable
+    assert_no_secret(run, *secrets_of())
+
+
+def test_method_a_runtime_without_sentry_sdk(ansible, tmp_path, bugsink, make_service, secrets_of, assert_no_secret):
+    """Issue 9.1: the application's virtualenv lacks sentry-sdk (the service runs, reporting nothing).
+    Method A used to send with the probe's own sentry-sdk and pass; it must run in the application's
+    interpreter and fail, naming the interpreter."""
+    from sandbox.services import venv_without
+    python = venv_without(tmp_path / "venv-without-sentry", ["sentry_sdk"])
+    bare = make_service(env={"HUNTER_SENTRY_DSN": bugsink.dsn}, python=python)
+    run, (generic, with_app) = ansible.run_tasks([
+        event_check(bugsink, method="sdk", source="process", pid=bare.pid),
+        event_check(bugsink, method="sdk", source="process", pid=bare.pid, app_module="sandbox.app"),
+    ], {"bs_token": bugsink.token})
+    for result in (generic, with_app):
+        event = item(result, "SENTRY-EVENT")
+        assert event["status"] == "fail", event
+        assert "sentry-sdk is not installed in the application's runtime" in event["message"], event
+        assert event["evidence"]["runtime"]["python"] == str(python)
+    assert_no_secret(run, *secrets_of())
+
+
+def test_second_run_with_reporting_off_is_no_go(ansible, bugsink, make_service, api_key, secrets_of,
+                                                assert_no_secret):
+    """Issue 9.2: two preflight runs back to back; the second with the application's error reporting
+    switched off (it answers 500 and never calls Sentry). Matching by a tag every test error carries
+    (route) used to accept the first run's event, up to 120 s old: GO with a latency of 0.1 s. Methods
+    B and C must find only the event this probe caused: the second run is NO-GO."""
+    service = make_service(env={"HUNTER_SENTRY_DSN": bugsink.dsn, "HUNTER_FAULTS": "scan:500"})
+    common = {"hunter_expected_environment": "production", "hunter_sentry_backend": "bugsink",
+              "hunter_sentry_api_url": bugsink.url, "hunter_sentry_project": str(bugsink.project_id),
+              "hunter_sentry_allow_http": True, "hunter_sentry_api_token": bugsink.token,
+              "hunter_app_url": service.url, "hunter_api_key": api_key,
+              "hunter_sentry_dsn_source": "process", "hunter_sentry_pidfile": str(service.pid_path),
+              "sentry_probe_wait_timeout": 8, "sentry_probe_poll_max_interval": 1}
+    inventory = {"all": {"children": {"app": {"hosts": {
+        "app-endpoint": dict(common, hunter_sentry_method="endpoint", sentry_probe_match_tags={"route": "test-error"}),
+        "app-request": dict(common, hunter_sentry_method="request", sentry_probe_match_tags={"route": "scan"},
+                            sentry_probe_request_path="/api/v1/scan",
+                            sentry_probe_request_body={"domain": "nonexistent-test-domain-12345.invalid"}),
+    }}}}}
+    required = {"hunter_ops_required_checks": ["SENTRY-EVENT", "SENTRY-ENV"]}  # the 6.2 part of 6.5
+    first = ansible.run_playbook(PLAYBOOK, inventory, extravars=required)
+    assert first.report is not None, first.stdout[-3000:]
+    assert first.report["verdict"] == "GO", [(i["host"], i["id"], i["message"]) for i in first.report["items"]]
+    service.configure(breaks="sentry-swallow")
+    second = ansible.run_playbook(PLAYBOOK, inventory, extravars=required)
+    assert second.report is not None, second.stdout[-3000:]
+    events = {i["host"]: i for i in second.report["items"] if i["id"] == "SENTRY-EVENT"}
+    assert second.report["verdict"] == "NO-GO", events
+    for host in ("app-endpoint", "app-request"):
+        assert events[host]["status"] == "fail", events[host]
+    assert second.rc != 0
+    assert_no_secret(first, *secrets_of())
+    assert_no_secret(second, *secrets_of())
