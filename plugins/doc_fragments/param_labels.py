@@ -13,7 +13,8 @@ class ModuleDocFragment(object):
 options:
   param_labels:
     description:
-      - How the caller names each option, for messages about bad input, for example
+      - >-
+        How the caller names each option, for messages about bad input, for example
         C({"db_port": "hunter_app_db_port (health_check_db_port)"}): a bad value is reported under the
         variable the operator set, and fails only the items that use it. Roles fill it; options not
         listed keep their own name.
