@@ -251,8 +251,8 @@ def _drop_words(reason, errors, answers, secrets):
     if reason.startswith("network") and errors:
         words = "%s: %s" % (words, errors[-1].lower())
     elif answers and (answers[-1][1] or "").strip():
-        words = "%s; the server said: %s" % (words, trim(redact_text(answers[-1][1].strip().splitlines()[0],
-                                                                      secrets), 160))
+        said = redact_text(answers[-1][1].strip().splitlines()[0], secrets)
+        words = "%s; the server said: %s" % (words, trim(said, 160))
     return words
 
 
@@ -315,8 +315,7 @@ def send_from_runtime(runtime, probe_id, variable, timeout, app_module=None, env
     if answers:
         evidence["ingest_status"] = answers[-1][0]
         evidence["ingest_response"] = trim(redact_text(answers[-1][1] or "", secrets), 200)
-    lost = [reason for reason in (out.get("lost") or []) if reason in ("before_send", "sample_rate",
-                                                                     "event_processor")]
+    lost = [reason for reason in (out.get("lost") or []) if reason in ("before_send", "sample_rate", "event_processor")]
     if emission.event_id is None:
         reason = lost[-1] if lost else None
         emission.failure = "the %s client did not send the event%s" % (

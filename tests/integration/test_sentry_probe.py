@@ -567,7 +567,7 @@ def test_sentry_backend_against_local_fake_of_sentry_web_api(ansible, tmp_path, 
 
 # -- issue 9, items 1 and 2: what method A observes, and whose event counts -------------------------------------
 
-def _statuses(result, ids=EVENT_IDS[:3]):
+def _statuses(result, ids=("SENTRY-EVENT", "SENTRY-ENV", "SENTRY-DETAIL")):
     return {check_id: item(result, check_id)["status"] for check_id in ids}
 
 
@@ -650,6 +650,9 @@ def test_second_run_with_reporting_off_is_no_go(ansible, bugsink, make_service, 
         "app-request": dict(common, hunter_sentry_method="request", sentry_probe_match_tags={"route": "scan"},
                             sentry_probe_request_path="/api/v1/scan",
                             sentry_probe_request_body={"domain": "nonexistent-test-domain-12345.invalid"}),
+        # the time bound alone (an application that records no marker): the first run's event is older
+        "app-time": dict(common, hunter_sentry_method="endpoint", sentry_probe_match_tags={"route": "test-error"},
+                         sentry_probe_event_id_key="", hunter_sentry_event_match="time"),
     }}}}}
     required = {"hunter_ops_required_checks": ["SENTRY-EVENT", "SENTRY-ENV"]}  # the 6.2 part of 6.5
     first = ansible.run_playbook(PLAYBOOK, inventory, extravars=required)
@@ -660,8 +663,10 @@ def test_second_run_with_reporting_off_is_no_go(ansible, bugsink, make_service, 
     assert second.report is not None, second.stdout[-3000:]
     events = {i["host"]: i for i in second.report["items"] if i["id"] == "SENTRY-EVENT"}
     assert second.report["verdict"] == "NO-GO", events
-    for host in ("app-endpoint", "app-request"):
+    for host in ("app-endpoint", "app-request", "app-time"):
         assert events[host]["status"] == "fail", events[host]
+        assert "earlier event" in events[host]["message"], events[host]  # the first run's, seen and refused
+        assert events[host]["evidence"]["time_bound"]["earliest_server_time"]
     assert second.rc != 0
     assert_no_secret(first, *secrets_of())
     assert_no_secret(second, *secrets_of())
