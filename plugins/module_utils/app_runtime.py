@@ -27,6 +27,7 @@ __metaclass__ = type
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -74,17 +75,23 @@ class AppRuntime(object):
             kwargs["preexec_fn"] = _as_user(*self.user)
         started = time.monotonic()
         try:
-            done = subprocess.run(self.argv, input=script.encode("utf-8"), stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, env=env, cwd=self.cwd, timeout=timeout, check=False,
-                                  **kwargs)
+            # Its own session: on timeout the whole group goes, including anything the application's
+            # code started that would hold the pipes open.
+            proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=env, cwd=self.cwd, start_new_session=True, **kwargs)
         except FileNotFoundError:
             return ScriptOutcome(failure="%s does not exist" % self.argv[0])
+        except (OSError, ValueError, subprocess.SubprocessError) as err:
+            return ScriptOutcome(failure="cannot start %s: %s" % (self.argv[0], getattr(err, "strerror", None) or err))
+        try:
+            stdout, stderr = proc.communicate(script.encode("utf-8"), timeout=timeout)
         except subprocess.TimeoutExpired:
+            _kill_group(proc)
             return ScriptOutcome(failure="the probe script did not finish within %g s (command_timeout)" % timeout,
                                  duration_s=round(time.monotonic() - started, 2))
-        except (OSError, ValueError) as err:
-            return ScriptOutcome(failure="cannot start %s: %s" % (self.argv[0], getattr(err, "strerror", None) or err))
+        _kill_group(proc)  # what the application's code left behind
         duration = round(time.monotonic() - started, 2)
+        done = subprocess.CompletedProcess(self.argv, proc.returncode, stdout, stderr)
         stderr = done.stderr.decode("utf-8", "replace").strip()
         stderr_tail = trim(redact_text(" | ".join(stderr.splitlines()[-3:]), secrets), 300) if stderr else None
         result = None
@@ -98,6 +105,17 @@ class AppRuntime(object):
                 pass
         return ScriptOutcome(failure="the probe script ended without a result (exit code %d)%s" % (
             done.returncode, ": %s" % stderr_tail if stderr_tail else ""), stderr=stderr_tail, duration_s=duration)
+
+
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        proc.communicate(timeout=5)
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        pass
 
 
 def _as_user(uid, gid):

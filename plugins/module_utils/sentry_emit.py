@@ -257,10 +257,14 @@ def _drop_words(reason, errors, answers, secrets):
 
 
 def send_from_runtime(runtime, probe_id, variable, timeout, app_module=None, environment_variable=None,
-                      secrets=()):
-    """Method A: raise a real exception inside the application's runtime; never raises."""
+                      secrets=(), send_timeout=5.0):
+    """Method A: raise a real exception inside the application's runtime; never raises.
+
+    ``timeout`` bounds the whole script (interpreter start, the application's import, the send);
+    the SDK gets ``send_timeout`` + 2 s to deliver, within it."""
     sent_at = datetime.now(timezone.utc)
-    script = probe_script(probe_id, variable, app_module, environment_variable, flush_timeout=timeout + 2)
+    flush = max(1.0, min(send_timeout + 2, timeout / 2.0))
+    script = probe_script(probe_id, variable, app_module, environment_variable, flush_timeout=flush)
     outcome = runtime.run(script, timeout, secrets)
     evidence = {"runtime": dict(runtime.evidence)}
     if outcome.duration_s is not None:
@@ -327,7 +331,7 @@ def send_from_runtime(runtime, probe_id, variable, timeout, app_module=None, env
         emission.failure = _drop_words(drops[-1], errors, answers, secrets)
         return emission
     if not answers:
-        evidence["note"] = "no answer from the server within %gs; polling the API anyway" % (timeout + 2)
+        evidence["note"] = "no answer from the server within %gs; polling the API anyway" % flush
     return emission
 
 

@@ -552,7 +552,7 @@ class SentryEventProbe(object):
         return sentry_emit.send_from_runtime(runtime, self.probe_id, p["variable"], p["command_timeout"],
                                              app_module=p.get("app_module"),
                                              environment_variable=p.get("environment_variable"),
-                                             secrets=self.secrets)
+                                             secrets=self.secrets, send_timeout=p["timeout"])
 
     # -- finding ------------------------------------------------------------------------------
     def time_bound(self, emission):
