@@ -461,6 +461,11 @@ def check_inputs(module, problems):
             value = problems.check(name, inputs.mapping, params.get(name))
             if value is not None:
                 module.params[name] = value  # http.request_headers reads them from there
+        if params.get("api_key") and module.params.get("secret_headers") is not None:
+            # The API key is one more secret header; an X-API-Key given in secret_headers wins.
+            merged = {"X-API-Key": params["api_key"]}
+            merged.update(module.params["secret_headers"])
+            module.params["secret_headers"] = merged
         try:
             p["headers"] = request_headers(module) if not problems.bad("headers", "secret_headers") else None
         except ParameterError as err:
@@ -499,9 +504,7 @@ class SentryEventProbe(object):
         p = self.params
         if p["method"] == "sdk":
             return self._emit_sdk()
-        headers = dict(p["headers"])
-        if p.get("api_key"):
-            headers["X-API-Key"] = p["api_key"]  # a no_log option: registered, redacted like secret_headers
+        headers = dict(p["headers"])  # headers, then the API key and secret_headers (request_headers)
         if p["method"] == "endpoint":
             target, method, body = p["endpoint_path"], "POST", None
         else:
