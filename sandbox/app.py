@@ -50,6 +50,8 @@ BREAKS: dict[str, str] = {
     "scan-body-invalid": "the scan answers 200 with JSON that is not a scan result",
     "sales-route-removed": "the sales-summary route is gone: the framework's generic 404 for every domain",
     "legacy-scan-removed": "legacy GET /scan answers the framework's 404; the other legacy routes follow HUNTER_LEGACY",
+    "sentry-off": "error reporting switched off: Sentry is never initialised although HUNTER_SENTRY_DSN is set",
+    "sentry-swallow": "errors are answered (500) but swallowed: Sentry is never called, no event is sent",
 }
 
 
@@ -78,17 +80,25 @@ def env_config() -> dict:
 
 CONFIG = env_config()
 
-if SENTRY_DSN:
-    import sentry_sdk
-    from sentry_sdk.integrations.fastapi import FastApiIntegration
-    from sentry_sdk.integrations.starlette import StarletteIntegration
-
-    # HTTPExceptions are answers, not crashes: only real exceptions become events
-    # (and the ones we capture ourselves, with the probe's tag).
-    sentry_sdk.init(dsn=SENTRY_DSN, environment=CONFIG["environment"], release="hunter-sample@1.0.0",
-                    traces_sample_rate=0, send_default_pii=False,
-                    integrations=[StarletteIntegration(failed_request_status_codes=set()),
-                                  FastApiIntegration(failed_request_status_codes=set())])
+# Sentry's environment: HUNTER_SENTRY_ENVIRONMENT, else the service's own environment (an operator
+# can leave the former at "staging" while the service says "production").
+SENTRY_ENVIRONMENT = os.environ.get("HUNTER_SENTRY_ENVIRONMENT") or CONFIG["environment"]
+SENTRY_ACTIVE = False
+if SENTRY_DSN and "sentry-off" not in CONFIG["breaks"]:
+    try:
+        import sentry_sdk
+        from sentry_sdk.integrations.fastapi import FastApiIntegration
+        from sentry_sdk.integrations.starlette import StarletteIntegration
+    except ImportError:  # like many services: a runtime without sentry-sdk runs, reporting nothing
+        print("sentry-sdk is not installed: error reporting is off", flush=True)
+    else:
+        # HTTPExceptions are answers, not crashes: only real exceptions become events
+        # (and the ones we capture ourselves, with the probe's tag).
+        sentry_sdk.init(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, release="hunter-sample@1.0.0",
+                        traces_sample_rate=0, send_default_pii=False,
+                        integrations=[StarletteIntegration(failed_request_status_codes=set()),
+                                      FastApiIntegration(failed_request_status_codes=set())])
+        SENTRY_ACTIVE = True
 
 app = FastAPI(title="hunter sample service", docs_url=None, redoc_url=None)
 _redis = None
@@ -116,7 +126,7 @@ def query(sql: str, params=()) -> list[dict]:
 
 def report_exception(exc: Exception, request: Request, route: str):
     """Send exc to Sentry (when configured) with the probe's tag and context."""
-    if not SENTRY_DSN:
+    if not SENTRY_ACTIVE or "sentry-swallow" in CONFIG["breaks"]:
         return None
     import sentry_sdk
 
@@ -331,7 +341,7 @@ def debug_test_error(request: Request):
     except ZeroDivisionError as exc:
         event_id = report_exception(exc, request, "test-error")
     return JSONResponse({"error": "test error raised", "event_id": event_id,
-                         "sentry": "enabled" if SENTRY_DSN else "disabled"}, status_code=500)
+                         "sentry": "enabled" if SENTRY_ACTIVE else "disabled"}, status_code=500)
 
 
 # -- sandbox admin ----------------------------------------------------------------------

@@ -58,6 +58,29 @@ def venv_python() -> Path:
     return candidate if candidate.exists() else Path(sys.executable)
 
 
+def venv_without(dest: str | os.PathLike, missing: Iterable[str]) -> Path:
+    """A virtualenv at `dest` holding the project's packages except `missing` (distribution
+    names, e.g. "sentry_sdk"): an application runtime where those were never installed.
+    The packages are symlinked, so it takes a second; returns its interpreter."""
+    dest = Path(dest)
+    python = dest / "bin" / "python"
+    if python.exists():
+        return python
+    source = Path(subprocess.run([str(venv_python()), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                 check=True, capture_output=True, text=True).stdout.strip())
+    subprocess.run([str(venv_python()), "-m", "venv", "--without-pip", str(dest)], check=True, capture_output=True)
+    target = dest / source.relative_to(source.parents[2])  # lib/pythonX.Y/site-packages
+    prefixes = tuple(name.lower().replace("-", "_") for name in missing)
+    for entry in source.iterdir():
+        name = entry.name.lower().replace("-", "_")
+        if any(name == p or name.startswith(p + "-") or name.startswith(p + ".") for p in prefixes):
+            continue
+        link = target / entry.name
+        if not link.exists():
+            link.symlink_to(entry)
+    return python
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("HUNTER_OPS_CACHE", Path.home() / ".cache" / "hunter-ops"))
 

@@ -9,7 +9,8 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
     # Options of plugins/module_utils/app_env.py:source_argument_spec("HUNTER_SENTRY_DSN"):
-    # where the application's Sentry DSN is read from.
+    # where the application's Sentry DSN is read from. Types are permissive on purpose: the module
+    # checks them (module_utils/sentry_inputs.py) and names a bad one as the operator set it.
     DOCUMENTATION = r'''
 options:
   source:
@@ -21,9 +22,8 @@ options:
       - V(envfile) reads O(env_files) (C(.env) files or systemd C(EnvironmentFile=) files).
       - V(container) runs C(docker exec <container> env) or C(docker compose exec -T <service> env).
       - V(value) takes the DSN given in O(dsn) (from a vault).
+      - One of V(process), V(envfile), V(container), V(value); anything else is reported as bad input.
     type: str
-    required: true
-    choices: [process, envfile, container, value]
   variable:
     description:
       - The environment variable the application reads its DSN from.
@@ -31,9 +31,9 @@ options:
     default: HUNTER_SENTRY_DSN
   pid:
     description:
-      - Process id of the application (O(source=process)).
+      - Process id of the application (O(source=process)), a whole number.
       - Mutually exclusive with O(pidfile) and O(process_match).
-    type: int
+    type: raw
   pidfile:
     description:
       - File holding the application's process id (O(source=process)).
@@ -48,8 +48,8 @@ options:
     description:
       - Environment files read in order, later ones overriding earlier ones, like systemd does
         (O(source=envfile)). A leading C(-) marks a file that may be missing, as in C(EnvironmentFile=-/path).
-    type: list
-    elements: path
+      - A list of paths (or one path).
+    type: raw
     aliases: [env_file]
   container:
     description:
@@ -66,26 +66,24 @@ options:
     type: path
   compose_files:
     description:
-      - Compose files (C(-f)), in order.
-    type: list
-    elements: path
+      - Compose files (C(-f)), in order; a list of paths.
+    type: raw
     default: []
   docker_command:
     description:
       - The container CLI for O(container), as an argument list (for example V([podman])).
-    type: list
-    elements: str
+    type: raw
     default: [docker]
   compose_command:
     description:
       - The compose CLI for O(compose_service), as an argument list (for example V([docker-compose])).
-    type: list
-    elements: str
+    type: raw
     default: [docker, compose]
   command_timeout:
     description:
-      - Seconds the container command may take.
-    type: float
+      - Seconds the container command may take (a number). M(hunter.ops.sentry_event) also gives its script in the
+        application's runtime this long.
+    type: raw
     default: 30.0
   dsn:
     description:

@@ -26,7 +26,6 @@ import subprocess
 
 from ansible_collections.hunter.ops.plugins.module_utils import envfile
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_text
-from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError
 
 SOURCES = ("process", "envfile", "container", "value")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -46,51 +45,28 @@ class EnvSnapshot(object):
 
 
 def source_argument_spec(default_variable):
-    """Options shared by modules that read an application's environment (doc fragment hunter.ops.sentry_dsn_source)."""
+    """Options shared by modules that read an application's environment (doc fragment hunter.ops.sentry_dsn_source).
+
+    Permissive types where a role passes an operator's value: the modules check them with
+    module_utils/sentry_inputs.py (source_settings), so a bad one is named as the operator set it
+    and fails only the items that use it.
+    """
     return dict(
-        source=dict(type="str", required=True, choices=list(SOURCES)),
+        source=dict(type="str"),
         variable=dict(type="str", default=default_variable),
-        pid=dict(type="int"),
+        pid=dict(type="raw"),
         pidfile=dict(type="path"),
         process_match=dict(type="str"),
-        env_files=dict(type="list", elements="path", aliases=["env_file"]),
+        env_files=dict(type="raw", aliases=["env_file"]),
         container=dict(type="str"),
         compose_service=dict(type="str"),
         compose_project_dir=dict(type="path"),
-        compose_files=dict(type="list", elements="path", default=[]),
-        docker_command=dict(type="list", elements="str", default=["docker"]),
-        compose_command=dict(type="list", elements="str", default=["docker", "compose"]),
-        command_timeout=dict(type="float", default=30.0),
+        compose_files=dict(type="raw", default=[]),
+        docker_command=dict(type="raw", default=["docker"]),
+        compose_command=dict(type="raw", default=["docker", "compose"]),
+        command_timeout=dict(type="raw", default=30.0),
         dsn=dict(type="str", no_log=True),
     )
-
-
-SOURCE_MUTUALLY_EXCLUSIVE = [("pid", "pidfile", "process_match"), ("container", "compose_service")]
-SOURCE_REQUIRED_IF = [
-    ("source", "process", ("pid", "pidfile", "process_match"), True),
-    ("source", "envfile", ("env_files",)),
-    ("source", "container", ("container", "compose_service"), True),
-    ("source", "value", ("dsn",)),
-]
-
-
-def check_source_params(params):
-    """Problems argument_spec cannot express; raises ParameterError naming the parameter."""
-    if not _NAME.match(params.get("variable") or ""):
-        raise ParameterError("variable", "%r is not an environment variable name" % params.get("variable"))
-    if params.get("process_match") is not None:
-        try:
-            re.compile(params["process_match"])
-        except re.error as err:
-            raise ParameterError("process_match", "invalid regular expression (%s)" % err)
-    if params.get("pid") is not None and params["pid"] <= 0:
-        raise ParameterError("pid", "must be a positive process id, got %d" % params["pid"])
-    if not params.get("docker_command"):
-        raise ParameterError("docker_command", "must name the container CLI, e.g. [docker]")
-    if not params.get("compose_command"):
-        raise ParameterError("compose_command", "must name the compose CLI, e.g. [docker, compose]")
-    if params.get("command_timeout") is not None and params["command_timeout"] <= 0:
-        raise ParameterError("command_timeout", "must be greater than 0")
 
 
 def load(params, secrets=()):

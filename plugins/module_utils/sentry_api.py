@@ -8,18 +8,27 @@ Two backends with one small interface:
   - ``SentryApi``: Sentry's web API (sentry.io and self-hosted), ``/api/0/...``;
   - ``BugsinkApi``: Bugsink's REST API, ``/api/canonical/0/...``.
 
-``get_event(event_id)`` and ``find_event(tags, since)`` return a ``Lookup``
-(``found`` with an ``EventView``, ``pending`` while the event is not there yet,
-``auth`` or ``error`` when waiting longer cannot help); ``alert_rules()`` returns
-an ``AlertAnswer``. All HTTP goes through module_utils/http.py with the bearer
-token redacted from every evidence.
+``get_event(event_id)`` and ``find_event(tags, bound, probe_id, accept_time)`` return a
+``Lookup`` (``found`` with an ``EventView``, ``pending`` while the event is not there yet,
+``auth`` or ``error`` when waiting longer cannot help); ``alert_rules()`` returns an
+``AlertAnswer``. All HTTP goes through module_utils/http.py with the bearer token redacted
+from every evidence.
+
+Whose event it is: ``find_event`` takes only events the server received at or after ``bound``
+(the probe's send time on the server's clock, see ``server_time``), and of those only one that
+carries the probe's id (``EventView.marker``: a tag, the exception message, the request's URL or
+headers, a context) unless ``accept_time`` says the time bound alone will do. Every answer's
+``Date`` header measures the server's clock against this host's (``clock_offset``, a lower
+bound accurate to a second and the round trip), so a clock skew cannot let an older event in.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
 
@@ -40,6 +49,7 @@ class Lookup(object):
         self.event = event
         self.message = message
         self.evidence = evidence or {}
+        self.matched_by = None    # why the event is this probe's (find_event)
 
 
 class AlertAnswer(object):
@@ -54,18 +64,43 @@ class AlertAnswer(object):
 class EventView(object):
     """What the checks need from an event, whichever server returned it."""
 
-    def __init__(self, event_id, environment, exceptions, contexts, tags, received_at=None, created_at=None):
+    def __init__(self, event_id, environment, exceptions, contexts, tags, received_at=None, created_at=None,
+                 request=None, messages=None, extra=None):
         self.event_id = event_id
         self.environment = environment
         self.exceptions = exceptions        # [{"type", "frames"}]
         self.contexts = contexts or {}
         self.tags = tags or {}
-        self.received_at = received_at
-        self.created_at = created_at
+        self.received_at = received_at      # the server's clock
+        self.created_at = created_at        # the sender's clock
+        self.request = request or {}        # {"url", "query", "headers": {name: value}} as the SDK recorded it
+        self.messages = messages or []      # exception values and the message
+        self.extra = extra or {}
 
     @property
     def frame_count(self):
         return sum(e["frames"] for e in self.exceptions)
+
+    def marker(self, probe_id):
+        """Where this event carries ``probe_id`` (a phrase for the evidence), or None."""
+        if not probe_id:
+            return None
+        for key, value in sorted(self.tags.items()):
+            if value == probe_id:
+                return "tag %s" % key
+        for name, value in sorted((self.request.get("headers") or {}).items()):
+            if str(value) == probe_id:
+                return "request header %s" % name
+        if probe_id in "%s?%s" % (self.request.get("url") or "", self.request.get("query") or ""):
+            return "the request URL"
+        if any(probe_id in str(text) for text in self.messages):
+            return "the exception message"
+        for name, context in sorted(self.contexts.items()):
+            if probe_id in json.dumps(context, default=str):
+                return "context %s" % name
+        if probe_id in json.dumps(self.extra, default=str):
+            return "extra data"
+        return None
 
     def summary(self):
         return {
@@ -91,6 +126,28 @@ def _tags_dict(raw):
         elif isinstance(item, (list, tuple)) and len(item) == 2:
             tags[str(item[0])] = str(item[1])
     return tags
+
+
+def _pairs(raw):
+    """Headers or a query as {name: value}: dicts, [[k, v]] pairs, or a query string."""
+    if isinstance(raw, dict):
+        return dict((str(k), v) for k, v in raw.items())
+    out = {}
+    for item in raw or []:
+        if isinstance(item, (list, tuple)) and len(item) == 2:
+            out[str(item[0])] = item[1]
+    return out
+
+
+def _query_text(raw):
+    if isinstance(raw, str):
+        return raw
+    return "&".join("%s=%s" % (k, v) for k, v in _pairs(raw).items())
+
+
+def _messages(values, *more):
+    out = [value.get("value") for value in values or [] if isinstance(value, dict) and value.get("value")]
+    return out + [m for m in more if isinstance(m, str) and m]
 
 
 def _exceptions(values):
@@ -127,12 +184,56 @@ class _Api(object):
         self.organization = organization
         self.http_options = dict(http_options or {})
         self.requests = 0
+        self.clock_offset = None      # server clock minus ours, a lower bound (seconds)
+        self.project_id = None        # the numeric id the API gives the project (check_project)
 
     def _get(self, path, query=None):
         url = self.base_url + path + ("?" + urlencode(query) if query else "")
         headers = {"Authorization": "Bearer %s" % self.token, "Accept": "application/json"}
         self.requests += 1
-        return http.request(url, headers=headers, **self.http_options)
+        resp = http.request(url, headers=headers, **self.http_options)
+        self._measure_clock(resp, datetime.now(timezone.utc))
+        return resp
+
+    def _measure_clock(self, resp, received):
+        """The Date header was written before we got the answer, and is truncated to the second: so
+        Date - (our time on receipt) <= the true offset. The largest of these is the tightest bound."""
+        try:
+            date = parsedate_to_datetime(resp.headers.get("date"))
+        except (TypeError, ValueError, IndexError):
+            return
+        if date is None:
+            return
+        if date.tzinfo is None:
+            date = date.replace(tzinfo=timezone.utc)
+        offset = (date - received).total_seconds()
+        if self.clock_offset is None or offset > self.clock_offset:
+            self.clock_offset = offset
+
+    def server_time(self, local):
+        """The earliest the server's clock can have read at our time ``local``; None before any Date header."""
+        if self.clock_offset is None:
+            return None
+        return local + timedelta(seconds=self.clock_offset)
+
+    def _accept(self, event, received, bound, probe_id, accept_time):
+        """Why ``event`` is this probe's, or None."""
+        where = event.marker(probe_id)
+        if where:
+            return "carries this probe's id (%s)" % where
+        if accept_time and bound is not None and received is not None and received >= bound:
+            return "received %s, after this probe's error (server clock, time bound)" % received.isoformat()
+        return None
+
+    @staticmethod
+    def _pending_message(query, stale, unmarked):
+        words = ["no event tagged %s from this probe yet" % query]
+        if stale:
+            words.append("%d earlier event%s ignored (received before this probe's error)" % (
+                stale, "" if stale == 1 else "s"))
+        if unmarked:
+            words.append("%d recent event%s without this probe's id ignored" % (unmarked, "" if unmarked == 1 else "s"))
+        return "; ".join(words)
 
     def _evidence(self, resp):
         return resp.evidence(secrets=[self.token], max_chars=300)
@@ -161,7 +262,12 @@ class _Api(object):
         looking like an event that is "not yet" there (both answer 404 on the event lookup).
         """
         resp = self._get(self._project_url())
-        if (resp.ok and resp.status == 200) or self.transient(resp):
+        if resp.ok and resp.status == 200:
+            body = resp.json()
+            if isinstance(body, dict) and body.get("id") is not None:
+                self.project_id = str(body["id"])
+            return None
+        if self.transient(resp):
             return None  # network trouble and 5xx are the polling's business (api_error_limit)
         if resp.status == 404:
             return Lookup(ERROR, message="%s API: project %s not found (HTTP 404%s): check the project%s" % (
@@ -208,26 +314,38 @@ class BugsinkApi(_Api):
             ev["duration_ms"] = round(resp.duration_ms, 1)
         return ev
 
-    def find_event(self, tags, since):
-        """Newest event carrying every tag, timestamped at or after `since` (through issues)."""
+    def find_event(self, tags, bound, probe_id, accept_time=False):
+        """The newest event of this probe carrying every tag (issues, then their events), received at or
+        after ``bound`` (None: not known) and carrying ``probe_id`` unless ``accept_time``."""
         query = " ".join("%s:%s" % (k, _quote_value(v)) for k, v in sorted(tags.items()))
         resp = self._get(self.PREFIX + "/issues/", {"project": self.project, "q": query})
         if not (resp.ok and resp.status == 200):
             if self.transient(resp):
                 return Lookup(PENDING, message=resp.error or "HTTP %d" % resp.status, evidence=self._evidence(resp))
             return self._failure(resp, "the issue search")
-        best = None
+        candidates, stale = [], 0
         for issue in (resp.json() or {}).get("results", [])[:10]:
             events = self._get(self.PREFIX + "/events/", {"issue": issue.get("id"), "q": query})
             if not (events.ok and events.status == 200):
                 continue
-            for event in (events.json() or {}).get("results", []):
-                stamp = parse_time(event.get("timestamp"))
-                if stamp is not None and stamp >= since and (best is None or stamp > best[0]):
-                    best = (stamp, event.get("event_id"))
-        if best is None:
-            return Lookup(PENDING, message="no event tagged %s yet" % query, evidence=self._evidence(resp))
-        return self.get_event(best[1])
+            for event in (events.json() or {}).get("results", [])[:25]:  # newest first
+                received = parse_time(event.get("ingested_at"))
+                if bound is not None and received is not None and received < bound:
+                    stale += 1
+                    continue
+                candidates.append((received or datetime.min.replace(tzinfo=timezone.utc), event.get("event_id")))
+        unmarked = 0
+        for received, event_id in sorted(candidates, key=lambda c: c[0], reverse=True)[:5]:
+            lookup = self.get_event(str(event_id or "").replace("-", ""))
+            if lookup.state != FOUND:
+                continue
+            lookup.matched_by = self._accept(lookup.event, parse_time(lookup.event.received_at), bound, probe_id,
+                                             accept_time)
+            if lookup.matched_by:
+                return lookup
+            unmarked += 1
+        evidence = dict(self._evidence(resp), stale_events=stale, unmarked_events=unmarked)
+        return Lookup(PENDING, message=self._pending_message(query, stale, unmarked), evidence=evidence)
 
     @staticmethod
     def view(body):
@@ -235,6 +353,9 @@ class BugsinkApi(_Api):
         exception = data.get("exception") or {}
         values = exception.get("values") if isinstance(exception, dict) else exception
         tags = _tags_dict(data.get("tags"))
+        request = data.get("request") if isinstance(data.get("request"), dict) else {}
+        logentry = data.get("logentry") if isinstance(data.get("logentry"), dict) else {}
+        message = data.get("message") or logentry.get("formatted") or logentry.get("message")
         return EventView(
             event_id=str(body.get("event_id") or data.get("event_id") or "").replace("-", ""),
             environment=data.get("environment") or tags.get("environment"),
@@ -243,6 +364,10 @@ class BugsinkApi(_Api):
             tags=tags,
             received_at=body.get("ingested_at"),
             created_at=body.get("timestamp") or data.get("timestamp"),
+            request={"url": request.get("url"), "query": _query_text(request.get("query_string")),
+                     "headers": _pairs(request.get("headers"))},
+            messages=_messages(values, message),
+            extra=data.get("extra") or {},
         )
 
     def alert_rules(self):
@@ -287,38 +412,56 @@ class SentryApi(_Api):
             return Lookup(PENDING, message=resp.error or "HTTP %d" % resp.status, evidence=self._evidence(resp))
         return self._failure(resp, "the event lookup")
 
-    def find_event(self, tags, since):
+    def find_event(self, tags, bound, probe_id, accept_time=False):
+        """As BugsinkApi.find_event, through the project's issues and each issue's events (full)."""
         query = " ".join("%s:%s" % (k, _quote_value(v)) for k, v in sorted(tags.items()))
         resp = self._get(self._project_path() + "/issues/", {"query": query, "statsPeriod": "24h"})
         if not (resp.ok and resp.status == 200):
             if self.transient(resp):
                 return Lookup(PENDING, message=resp.error or "HTTP %d" % resp.status, evidence=self._evidence(resp))
             return self._failure(resp, "the issue search")
-        best = None
         issues = resp.json() if isinstance(resp.json(), list) else []
-        start = (since - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")
+        now = datetime.now(timezone.utc)
+        # start/end filter on the sender's timestamps: generous, the server's receive time decides below
+        start = ((bound or now) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S")
+        end = (now + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S")
+        candidates, stale = [], 0
         for issue in issues[:10]:
             events = self._get("/api/0/organizations/%s/issues/%s/events/" % (
                 quote(self.organization, safe=""), quote(str(issue.get("id")), safe="")),
-                {"query": query, "full": "true", "start": start,
-                 "end": (datetime.now(timezone.utc) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S")})
+                {"query": query, "full": "true", "start": start, "end": end})
             if not (events.ok and events.status == 200 and isinstance(events.json(), list)):
                 continue
-            for event in events.json():
-                stamp = parse_time(event.get("dateCreated"))
-                if stamp is not None and stamp >= since and (best is None or stamp > best[0]):
-                    best = (stamp, event)
-        if best is None:
-            return Lookup(PENDING, message="no event tagged %s yet" % query, evidence=self._evidence(resp))
-        return self.get_event(str(best[1].get("eventID") or best[1].get("id")))
+            for event in events.json()[:25]:
+                received = parse_time(event.get("dateReceived") or event.get("dateCreated"))
+                if bound is not None and received is not None and received < bound:
+                    stale += 1
+                    continue
+                candidates.append((received or datetime.min.replace(tzinfo=timezone.utc), event))
+        unmarked = 0
+        for received, event in sorted(candidates, key=lambda c: c[0], reverse=True)[:5]:
+            view = self.view(event)
+            matched_by = self._accept(view, parse_time(view.received_at or view.created_at), bound, probe_id,
+                                      accept_time)
+            if matched_by:
+                lookup = self.get_event(view.event_id)
+                if lookup.state == FOUND:
+                    lookup.matched_by = matched_by
+                    return lookup
+                continue
+            unmarked += 1
+        evidence = dict(self._evidence(resp), stale_events=stale, unmarked_events=unmarked)
+        return Lookup(PENDING, message=self._pending_message(query, stale, unmarked), evidence=evidence)
 
     @staticmethod
     def view(body):
         tags = _tags_dict(body.get("tags"))
-        values = []
+        values, request = [], {}
         for entry in body.get("entries") or []:
             if isinstance(entry, dict) and entry.get("type") == "exception":
                 values.extend((entry.get("data") or {}).get("values") or [])
+            elif isinstance(entry, dict) and entry.get("type") == "request":
+                request = entry.get("data") or {}
         return EventView(
             event_id=str(body.get("eventID") or body.get("id") or ""),
             environment=tags.get("environment") or body.get("environment"),
@@ -327,6 +470,10 @@ class SentryApi(_Api):
             tags=tags,
             received_at=body.get("dateReceived"),
             created_at=body.get("dateCreated"),
+            request={"url": request.get("url"), "query": _query_text(request.get("query")),
+                     "headers": _pairs(request.get("headers"))},
+            messages=_messages(values, body.get("message"), body.get("title")),
+            extra=body.get("context") or {},
         )
 
     def alert_rules(self):

@@ -21,11 +21,13 @@ description:
   - When the variable is missing but a similar one is set (V(SENTRY_DSN) while the application reads
     V(HUNTER_SENTRY_DSN), a typo, another case), the item is V(warn) and names the similar variables.
   - Reading the source can fail (no such process, file or container); that is the item's V(fail), not a module
-    failure. Bad parameters fail the module with a message naming the parameter.
+    failure. Bad parameters fail the item too, every one of them named (as O(param_labels) says the operator
+    set it), never the module.
 author:
   - hunter.ops contributors (@hunter-ops)
 extends_documentation_fragment:
   - hunter.ops.sentry_dsn_source
+  - hunter.ops.param_labels
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying target.
@@ -34,8 +36,8 @@ attributes:
 options:
   allow_http:
     description:
-      - Accept a plain V(http) DSN (a test or internal Sentry). Production DSNs should be V(https).
-    type: bool
+      - Accept a plain V(http) DSN (a test or internal Sentry). Production DSNs should be V(https). A boolean.
+    type: raw
     default: false
 notes:
   - O(source=container) runs the container CLI with an argument list (no shell); its output stays in the module.
@@ -87,26 +89,32 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hunter.ops.plugins.module_utils import app_env, secret
+from ansible_collections.hunter.ops.plugins.module_utils import sentry_inputs as inputs
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_data
 from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, check_item
 from ansible_collections.hunter.ops.plugins.module_utils.sentry import DEFAULT_VARIABLE, assess
-from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError
+from ansible_collections.hunter.ops.plugins.module_utils.validate import InputProblems
+
+
+def argument_spec():
+    spec = app_env.source_argument_spec(DEFAULT_VARIABLE)
+    spec.update(allow_http=dict(type="raw", default=False), param_labels=dict(type="dict", default={}))
+    return spec
 
 
 def main():
-    spec = app_env.source_argument_spec(DEFAULT_VARIABLE)
-    spec.update(allow_http=dict(type="bool", default=False))
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
-                           mutually_exclusive=app_env.SOURCE_MUTUALLY_EXCLUSIVE,
-                           required_if=app_env.SOURCE_REQUIRED_IF)
-    params = module.params
-    try:
-        app_env.check_source_params(params)
-    except ParameterError as err:
-        module.fail_json(msg=str(err))
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    secrets = secret.protect(module)
+    problems = InputProblems(module.params.get("param_labels"))
+    params = dict(module.params)
+    params.update(inputs.source_settings(module.params, problems))
+    params["allow_http"] = problems.check("allow_http", inputs.flag, module.params.get("allow_http"))
+    if problems.errors:
+        item = check_item(FAIL, "not checked, bad input: %s" % problems.message(),
+                          {"variable": module.params.get("variable"), "bad_input": sorted(problems.errors)})
+        module.exit_json(changed=False, checks={"SENTRY-DSN": redact_data(item, secrets)}, dsn_set=False)
 
     started = time.monotonic()
-    secrets = secret.protect(module)
     try:
         snapshot = app_env.load(params, secrets)
     except app_env.EnvSourceError as err:

@@ -18,8 +18,11 @@ Add rows in the section of the item; keep ``why`` one line an operator would rec
 """
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Callable
+
+from sandbox.services import venv_without
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,43 @@ HEALTH = [
 
 # -- 6.2 Monitoring and Sentry ------------------------------------------------------------------------
 
+
+def _sentry_env_file_only(ctx):
+    """The DSN is in the env file the probe is told to read, but the service was started without it."""
+    env_file = ctx.tmp_path / "sentry-env-file-only.env"
+    env_file.write_text(f"HUNTER_SENTRY_DSN={ctx.bugsink.dsn}\nHUNTER_ENVIRONMENT=production\n")
+    return ctx.app_host(ctx.service(env={"HUNTER_SENTRY_DSN": None}), hunter_sentry_dsn_source="envfile",
+                        hunter_sentry_env_files=[str(env_file)])
+
+
+def _sentry_other_project(ctx):
+    other = ctx.bugsink.create_project("mf-elsewhere-" + secrets.token_hex(4))
+    return ctx.app_host(ctx.service(env={"HUNTER_SENTRY_DSN": other["dsn"]}))
+
+
+# Each row is one run. A second run after the first (the previous run's event still in the tracker while
+# reporting is now off) cannot be a row: tests/integration/test_sentry_probe.py,
+# test_second_run_with_reporting_off_is_no_go, runs that case (two preflights back to back, NO-GO).
 SENTRY = [
     Case("sentry-dsn-missing", ("SENTRY-DSN", "SENTRY-EVENT"), "the application runs without a Sentry DSN",
          lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_SENTRY_DSN": None}))),
+    Case("sentry-off", ("SENTRY-EVENT", "SENTRY-ENV"),
+         "error reporting switched off: the app never initialises Sentry although its DSN is set",
+         lambda ctx: ctx.app_host(ctx.service(breaks=("sentry-off",)))),
+    Case("sentry-sdk-missing", ("SENTRY-EVENT", "SENTRY-ENV"),
+         "the app's virtualenv has no sentry-sdk (it starts and reports nothing)",
+         lambda ctx: ctx.app_host(ctx.service(python=venv_without(ctx.tmp_path / "venv-no-sentry-sdk",
+                                                                  ["sentry_sdk"])))),
+    Case("sentry-other-project", ("SENTRY-EVENT", "SENTRY-ENV"),
+         "the DSN is another project's: the app's events land elsewhere", _sentry_other_project),
+    Case("sentry-wrong-environment", ("SENTRY-ENV",),
+         "the app's Sentry environment is staging while production is expected",
+         lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_SENTRY_ENVIRONMENT": "staging"}))),
+    Case("sentry-swallowed", ("SENTRY-EVENT", "SENTRY-ENV"),
+         "the test-error endpoint answers 500 but the app never reports it (method B)",
+         lambda ctx: ctx.app_host(ctx.service(breaks=("sentry-swallow",)), hunter_sentry_method="endpoint")),
+    Case("sentry-env-file-only", ("SENTRY-EVENT", "SENTRY-ENV"),
+         "the DSN is in the env file the probe reads, but the running app never loaded it", _sentry_env_file_only),
 ]
 
 # -- 6.4 Redis ------------------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ def deployment(tmp_path_factory, pg, redis_server, bugsink, s3_server, app, api_
         "hunter_app_redis_url": f"redis://:{{{{ vault_hunter_redis_password | urlencode }}}}@{redis_server.host}:"
                                 f"{redis_server.port}/0",
         "hunter_sentry_dsn_source": "process", "hunter_sentry_pidfile": str(app.pid_path),
+        "hunter_sentry_app_module": "sandbox.app",
         "hunter_sentry_backend": "bugsink", "hunter_sentry_api_url": bugsink.url,
         "hunter_sentry_project": str(bugsink.project_id), "hunter_sentry_allow_http": True,
         "hunter_sentry_api_token": "{{ vault_hunter_sentry_api_token }}",

@@ -29,15 +29,15 @@ class MatrixContext:
         self._make_service, self._make_redis, self.tmp_path = make_service, make_redis, tmp_path
         self._lock = threading.Lock()
 
-    def service(self, env: dict | None = None, breaks: tuple[str, ...] = ()):
+    def service(self, env: dict | None = None, breaks: tuple[str, ...] = (), python=None):
         """A private sample service reporting to Bugsink; env merges over the healthy defaults
-        (None removes a variable), breaks are HUNTER_BREAK fault switches."""
+        (None removes a variable), breaks are HUNTER_BREAK fault switches, python another interpreter."""
         merged = {"HUNTER_SENTRY_DSN": self.bugsink.dsn, "HUNTER_ENVIRONMENT": "production"}
         merged.update(env or {})
         if breaks:
             merged["HUNTER_BREAK"] = ",".join(breaks)
         with self._lock:  # the factory keeps a list; starting happens outside the lock
-            service = self._make_service(env=merged, start=False)
+            service = self._make_service(env=merged, start=False, **({"python": python} if python else {}))
         return service.start()
 
     def redis(self, **kwargs):
@@ -60,6 +60,7 @@ class MatrixContext:
             "hunter_app_db_name": self.pg_shared.database, "hunter_app_db_user": self.pg_shared.user,
             "hunter_app_db_password": self.pg_shared.password, "hunter_app_redis_url": self.redis_shared.url,
             "hunter_sentry_dsn_source": "process", "hunter_sentry_pidfile": str(service.pid_path),
+            "hunter_sentry_app_module": "sandbox.app",
             "hunter_sentry_backend": "bugsink", "hunter_sentry_api_url": self.bugsink.url,
             "hunter_sentry_api_token": self.bugsink.token, "hunter_sentry_project": str(self.bugsink.project_id),
             "hunter_sentry_allow_http": True, "sentry_probe_wait_timeout": 20,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.services import SampleService, free_port
+from sandbox.services import REPO_ROOT, SampleService, free_port
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "sentry_preflight.yml"
 EVENT_IDS = ["SENTRY-EVENT", "SENTRY-ENV", "SENTRY-DETAIL", "SENTRY-ALERTS"]
@@ -73,7 +73,8 @@ def secrets_of(bugsink, api_key):
 def test_dsn_sources_and_method_a_against_bugsink(ansible, tmp_path, bugsink, sentry_app, secrets_of,
                                                   assert_no_secret):
     """SENTRY-DSN from the running process (pid, pidfile, command-line match) and env files, malformed
-    DSNs named precisely, then method A: sentry-sdk with the DSN read from the process, found in Bugsink."""
+    DSNs named precisely, then method A: a real exception raised in the running service's runtime (its
+    virtualenv's Python, working directory and environment) through the client its own module sets up."""
     env_file = tmp_path / "app.env"
     env_file.write_text(f"# app settings\nexport HUNTER_SENTRY_DSN='{bugsink.dsn}'\nOTHER=1\n")
     near_file = tmp_path / "near.env"
@@ -96,7 +97,7 @@ def test_dsn_sources_and_method_a_against_bugsink(ansible, tmp_path, bugsink, se
         dsn_check(source="value", dsn="{{ bad_no_key }}"),
         dsn_check(source="value", dsn="{{ bad_project_not_numeric }}"),
         dsn_check(source="value", dsn="{{ bad_no_project }}"),
-        event_check(bugsink, method="sdk", source="process", pid=sentry_app.pid),
+        event_check(bugsink, method="sdk", source="process", pid=sentry_app.pid, app_module="sandbox.app"),
     ]
     extravars = {"bs_token": bugsink.token, **{f"bad_{k}": v for k, v in malformed.items()}}
     run, results = ansible.run_tasks(tasks, extravars)
@@ -129,15 +130,24 @@ def test_dsn_sources_and_method_a_against_bugsink(ansible, tmp_path, bugsink, se
     assert ev["status"] == "pass", ev
     assert event["latency_s"] is not None and 0 < event["latency_s"] < 30
     assert ev["evidence"]["latency_s"] == event["latency_s"] and ev["evidence"]["ingest_status"] == 200
+    runtime = ev["evidence"]["runtime"]
+    assert runtime["kind"] == "process" and runtime["pid"] == sentry_app.pid
+    assert runtime["python"] == str(sentry_app.python) and runtime["python_found_by"].startswith("argv[0]")
+    assert runtime["cwd"] == str(sentry_app.cwd()) and runtime["sdk_version"]
+    assert ev["evidence"]["client"]["release"] == "hunter-sample@1.0.0"  # the application's own client
+    assert ev["evidence"]["client"]["dsn_from_variable"] is True
+    assert ev["evidence"]["matched_by"] == "the event id sentry-sdk returned for the probe's exception"
     assert item(event, "SENTRY-ENV")["status"] == "pass"
+    assert item(event, "SENTRY-ENV")["message"] == "the application's client sent environment 'production', the expected one"
     detail = item(event, "SENTRY-DETAIL")
     assert detail["status"] == "pass" and detail["evidence"]["frames"] >= 2
     assert detail["evidence"]["tags"]["probe_id"] == event["probe_id"]
     alerts = item(event, "SENTRY-ALERTS")
     assert alerts["status"] == "skip" and "Bugsink's API has no alert rules" in alerts["message"]
-    # The event really is in Bugsink, with the probe's context.
+    # The event really is in Bugsink, sent by the application's client (its release), with the probe's tag.
     status, found = bugsink.api("GET", f"events/lookup/?project={bugsink.project_id}&event_id={event['event_id']}")
-    assert status == 200 and found["data"]["contexts"]["probe"]["probe_id"] == event["probe_id"]
+    assert status == 200 and found["data"]["tags"]["probe_id"] == event["probe_id"]
+    assert found["data"]["release"] == "hunter-sample@1.0.0" and found["data"]["environment"] == "production"
     print(f"\nmethod A event latency: {event['latency_s']} s; Bugsink fixture start-up: "
           f"{bugsink.startup_seconds:.2f} s")
 
@@ -210,7 +220,7 @@ def test_rejections_fail_fast_with_the_reason(ansible, tmp_path, bugsink, sentry
         assert event["status"] == "fail"
         assert "rejected the event (HTTP 403): wrong public key or project id" in event["message"]
         assert event["evidence"]["drop_reason"] == "status_403" and "lookups" not in event["evidence"]
-        assert item(result, "SENTRY-ENV")["message"] == "not verified: no event found (see SENTRY-EVENT)"
+        assert item(result, "SENTRY-ENV")["message"] == "not verified: no event from this probe was found (see SENTRY-EVENT)"
     assert "network error" in item(down, "SENTRY-EVENT")["message"]
     assert "connection refused" in item(down, "SENTRY-EVENT")["message"]
     assert "Bugsink API unreachable after 3 attempts" in item(api_down, "SENTRY-EVENT")["message"]
@@ -235,7 +245,7 @@ def test_wrong_environment_fails_sentry_env(ansible, tmp_path, bugsink, make_ser
         {"bs_token": bugsink.token, "app_key": api_key})
     assert item(result, "SENTRY-EVENT")["status"] == "pass"
     env = item(result, "SENTRY-ENV")
-    assert env["status"] == "fail" and env["message"] == "event environment is 'staging', expected 'production'"
+    assert env["status"] == "fail" and env["message"] == "the application sent environment 'staging', expected 'production'"
     assert_no_secret(run, *secrets_of())
 
 
@@ -262,13 +272,20 @@ def test_near_miss_process_and_event_that_never_arrives(ansible, tmp_path, bugsi
 
 FAKE_DOCKER = r'''#!{python}
 """Stand-in for the docker CLI (no container engine on this machine): logs its argv, then answers
-`docker exec <container> env` and `docker compose ... exec -T <service> env` like docker does."""
-import json, sys
+`docker exec <container> env` and `docker compose ... exec -T <service> env` like docker does, and
+`docker exec -i <container> python -` by running the sample service's Python on stdin with the
+"container's" environment and working directory (the sample service's)."""
+import json, os, sys
 args = sys.argv[1:]
 with open({log!r}, "a") as log:
     log.write(json.dumps(args) + "\n")
-env = "PATH=/usr/local/bin:/usr/bin\nHOSTNAME=abc123\nHUNTER_SENTRY_DSN=" + open({dsn_file!r}).read() + "\n"
-if args[:1] == ["exec"] and args[-1] == "env":
+dsn = open({dsn_file!r}).read()
+env = "PATH=/usr/local/bin:/usr/bin\nHOSTNAME=abc123\nHUNTER_SENTRY_DSN=" + dsn + "\n"
+if args[:2] == ["exec", "-i"] and args[2] == "hunter-api" and args[-2:] == ["python", "-"]:
+    os.chdir({workdir!r})
+    os.execve({python!r}, [{python!r}, "-"], {"PATH": "/usr/bin:/bin", "HUNTER_SENTRY_DSN": dsn,
+                                                "HUNTER_ENVIRONMENT": "production"})
+elif args[:1] == ["exec"] and args[-1] == "env":
     if args[1] != "hunter-api":
         sys.stderr.write("Error response from daemon: No such container: %s\n" % args[1])
         sys.exit(1)
@@ -293,7 +310,8 @@ def test_dsn_from_a_container_through_a_stand_in_docker_cli(ansible, tmp_path, b
     dsn_file = tmp_path / "container-dsn"  # the container's environment, kept out of ansible's env and argv
     dsn_file.write_text(bugsink.dsn)
     docker.write_text(FAKE_DOCKER.replace("{python}", str(venv_python)).replace("{log!r}", repr(str(log)))
-                      .replace("{dsn_file!r}", repr(str(dsn_file))))
+                      .replace("{dsn_file!r}", repr(str(dsn_file))).replace("{python!r}", repr(str(venv_python)))
+                      .replace("{workdir!r}", repr(str(REPO_ROOT))))
     docker.chmod(docker.stat().st_mode | stat.S_IEXEC)
     ansible.envvars["PATH"] = f"{bindir}:{Path(venv_python).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
     run, (container, compose, missing, event) = ansible.run_tasks([
@@ -301,7 +319,7 @@ def test_dsn_from_a_container_through_a_stand_in_docker_cli(ansible, tmp_path, b
         dsn_check(source="container", compose_service="api", compose_project_dir=str(tmp_path),
                   compose_files=["compose.yml", "compose.prod.yml"]),
         dsn_check(source="container", container="nope"),
-        event_check(bugsink, method="sdk", source="container", container="hunter-api"),
+        event_check(bugsink, method="sdk", source="container", container="hunter-api", app_module="sandbox.app"),
     ], {"bs_token": bugsink.token})
     assert item(container, "SENTRY-DSN")["status"] == "pass"
     assert item(container, "SENTRY-DSN")["evidence"]["command"] == "docker exec hunter-api env"
@@ -309,11 +327,12 @@ def test_dsn_from_a_container_through_a_stand_in_docker_cli(ansible, tmp_path, b
     failed = item(missing, "SENTRY-DSN")
     assert failed["status"] == "fail"
     assert "docker exec nope env failed (rc 1): Error response from daemon: No such container: nope" in failed["message"]
-    assert item(event, "SENTRY-EVENT")["status"] == "pass"
+    assert item(event, "SENTRY-EVENT")["status"] == "pass", item(event, "SENTRY-EVENT")
+    assert item(event, "SENTRY-EVENT")["evidence"]["runtime"]["command"] == "docker exec -i hunter-api python -"
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert ["compose", "--project-directory", str(tmp_path), "-f", "compose.yml", "-f", "compose.prod.yml",
             "exec", "-T", "api", "env"] in calls
-    assert ["exec", "hunter-api", "env"] in calls
+    assert ["exec", "hunter-api", "env"] in calls and ["exec", "-i", "hunter-api", "python", "-"] in calls
     # The DSN stays inside the module: the stand-in's output appears nowhere.
     assert_no_secret(run, *secrets_of())
 
@@ -321,8 +340,10 @@ def test_dsn_from_a_container_through_a_stand_in_docker_cli(ansible, tmp_path, b
 def test_role_in_the_preflight_report_keeps_every_secret_out(ansible, tmp_path, bugsink, sentry_app, api_key,
                                                              secrets_of, assert_no_secret):
     """The role as preflight.yml runs it, with the report: one app host reads the DSN from the running
-    service's pidfile and passes 6.2; a second host has a rejected DSN (given as a vaulted value) and an
-    invalid token. The DSNs, the token and the API key appear nowhere in the output, logs or reports."""
+    service's pidfile, raises the test error in its runtime through its own client and passes 6.2; a second
+    host has a rejected DSN (given as a vaulted value) and an invalid token; a third has a bad alert setting,
+    which fails SENTRY-ALERTS only, named as the operator's variable. The DSNs, the token and the API key
+    appear nowhere in the output, logs or reports."""
     rejected = with_key(bugsink.dsn, "1" * 32)
     common = {"hunter_expected_environment": "production", "hunter_sentry_backend": "bugsink",
               "hunter_sentry_api_url": bugsink.url, "hunter_sentry_project": str(bugsink.project_id),
@@ -330,12 +351,16 @@ def test_role_in_the_preflight_report_keeps_every_secret_out(ansible, tmp_path, 
     # Host vars hold the secrets as plain values (the harness keeps its input files out of argv and the scan).
     inventory = {"all": {"children": {"app": {"hosts": {
         "app-good": dict(common, hunter_sentry_dsn_source="process", hunter_sentry_pidfile=str(sentry_app.pid_path),
-                         hunter_sentry_api_token=bugsink.token),
+                         hunter_sentry_app_module="sandbox.app", hunter_sentry_api_token=bugsink.token),
         "app-bad": dict(common, hunter_sentry_dsn_source="value", hunter_sentry_dsn=rejected,
                         hunter_sentry_api_token="e" * 40),
-        # the role's argument validation fails: the failure (which shows the argument spec) holds no secret
-        "app-invalid": dict(common, hunter_sentry_dsn_source="value", hunter_sentry_dsn=rejected,
-                            hunter_sentry_api_token="e" * 40, sentry_probe_alerts="maybe"),
+        # bad values only some items use: those items fail, named as the operator's variables, the others run
+        "app-invalid": dict(common, hunter_sentry_dsn_source="process", hunter_sentry_pidfile=str(sentry_app.pid_path),
+                            hunter_sentry_app_module="sandbox.app", hunter_sentry_api_token=bugsink.token,
+                            sentry_probe_alerts="maybe"),
+        "app-bad-pid": dict(common, hunter_sentry_dsn_source="process", hunter_sentry_pidfile=str(sentry_app.pid_path),
+                            hunter_sentry_app_module="sandbox.app", hunter_sentry_api_token=bugsink.token,
+                            hunter_sentry_pid="12x"),
     }}}}}
     run = ansible.run_playbook(PLAYBOOK, inventory)
     assert run.report is not None, run.stdout[-3000:]
@@ -347,9 +372,23 @@ def test_role_in_the_preflight_report_keeps_every_secret_out(ansible, tmp_path, 
     assert items[("app-bad", "SENTRY-DSN")]["status"] == "pass"  # well-formed, just rejected by the server
     assert "HTTP 403" in items[("app-bad", "SENTRY-EVENT")]["message"]
     assert items[("app-bad", "SENTRY-ALERTS")]["status"] == "fail"
-    for check_id in ["SENTRY-DSN", *EVENT_IDS]:
-        invalid = items[("app-invalid", check_id)]
-        assert invalid["status"] == "fail" and "sentry_probe_alerts" in invalid["message"], invalid
+    invalid = {check_id: items[("app-invalid", check_id)] for check_id in ["SENTRY-DSN", *EVENT_IDS]}
+    assert {i: invalid[i]["status"] for i in invalid} == {"SENTRY-DSN": "pass", "SENTRY-EVENT": "pass",
+                                                          "SENTRY-ENV": "pass", "SENTRY-DETAIL": "pass",
+                                                          "SENTRY-ALERTS": "fail"}, invalid
+    assert invalid["SENTRY-ALERTS"]["message"] == ("not checked, bad input: sentry_probe_alerts: must be true or "
+                                                   "false, got 'maybe'")
+    # hunter_sentry_pid beside a pidfile: SENTRY-DSN and method A (which use it) fail, naming every problem
+    bad_pid = {check_id: items[("app-bad-pid", check_id)] for check_id in ["SENTRY-DSN", *EVENT_IDS]}
+    for check_id in ("SENTRY-DSN", "SENTRY-EVENT"):
+        assert bad_pid[check_id]["status"] == "fail"
+        assert "hunter_sentry_pid (sentry_probe_pid): must be a whole number, got '12x'" in bad_pid[check_id]["message"]
+        assert "hunter_sentry_pidfile (sentry_probe_pidfile): give only one of pid, pidfile, process_match" in \
+            bad_pid[check_id]["message"]
+    for check_id in ("SENTRY-ENV", "SENTRY-DETAIL"):
+        assert bad_pid[check_id]["message"] == "not verified: no test error was generated (bad input, see SENTRY-EVENT)"
+    assert bad_pid["SENTRY-ALERTS"]["status"] == "skip"  # it does not use the pid
+    assert "_AnsibleTaggedStr" not in json.dumps([invalid, bad_pid])
     report_md = (run.report_path.parent / "report.md").read_text()
     assert "SENTRY-EVENT" in report_md
     assert_no_secret(run, *secrets_of(rejected, "1" * 32, "e" * 40))
@@ -482,7 +521,7 @@ def test_sentry_backend_against_local_fake_of_sentry_web_api(ansible, tmp_path, 
         def sentry(project, **args):
             base = {"environment": "production", "backend": "sentry", "api_url": fake_sentry.url,
                     "api_token": "{{ sentry_token }}", "organization": "acme", "project": project,
-                    "method": "sdk", "source": "value", "dsn": "{{ sentry_dsn }}", "allow_http": True,
+                    "method": "sdk", "source": "process", "pid": app.pid, "app_module": "sandbox.app",
                     "wait_timeout": 30, "poll_interval": 0.2}
             base.update(args)
             return {"hunter.ops.sentry_event": base}
@@ -493,8 +532,7 @@ def test_sentry_backend_against_local_fake_of_sentry_web_api(ansible, tmp_path, 
             sentry("found", api_token="{{ wrong_token }}"),
             sentry("nope"),
             sentry("found", method="endpoint", app_url=app.url, api_key="{{ app_key }}", event_id_key=""),
-        ], {"sentry_token": fake_sentry.token, "sentry_dsn": fake_sentry.dsn(), "wrong_token": "b" * 64,
-            "app_key": api_key})
+        ], {"sentry_token": fake_sentry.token, "wrong_token": "b" * 64, "app_key": api_key})
     finally:
         app.stop()
 
@@ -525,3 +563,110 @@ def test_sentry_backend_against_local_fake_of_sentry_web_api(ansible, tmp_path, 
         "SENTRY-EVENT": "pass", "SENTRY-ENV": "pass", "SENTRY-DETAIL": "pass"}
     assert "/api/0/projects/acme/found/issues/" in fake_sentry.requests
     assert_no_secret(run, fake_sentry.token, fake_sentry.public_key, fake_sentry.dsn(), api_key)
+
+
+# -- issue 9, items 1 and 2: what method A observes, and whose event counts -------------------------------------
+
+def _statuses(result, ids=("SENTRY-EVENT", "SENTRY-ENV", "SENTRY-DETAIL")):
+    return {check_id: item(result, check_id)["status"] for check_id in ids}
+
+
+def test_method_a_app_with_sentry_off_is_not_a_pass(ansible, bugsink, make_service, secrets_of, assert_no_secret):
+    """Issue 9.1: the application runs in a mode where it never initialises Sentry, with a DSN in its
+    environment. Method A used to send its own event with that DSN and pass. The probe must not pass:
+    with the application's own set-up (app_module) it fails, naming it; without, it cannot observe it."""
+    off = make_service(env={"HUNTER_SENTRY_DSN": bugsink.dsn, "HUNTER_BREAK": "sentry-off"})
+    run, (generic, with_app) = ansible.run_tasks([
+        event_check(bugsink, method="sdk", source="process", pid=off.pid),
+        event_check(bugsink, method="sdk", source="process", pid=off.pid, app_module="sandbox.app"),
+    ], {"bs_token": bugsink.token})
+    assert item(generic, "SENTRY-EVENT")["status"] != "pass", item(generic, "SENTRY-EVENT")
+    assert item(with_app, "SENTRY-EVENT")["status"] == "fail", item(with_app, "SENTRY-EVENT")
+    assert "did not initialise sentry-sdk" in item(with_app, "SENTRY-EVENT")["message"]
+    assert item(generic, "SENTRY-EVENT")["status"] == "skip"
+    assert "app_module" in item(generic, "SENTRY-EVENT")["message"]
+    for result in (generic, with_app):
+        assert "pass" not in _statuses(result).values(), result["checks"]
+    assert_no_secret(run, *secrets_of())
+
+
+def test_method_a_environment_is_the_one_the_application_sends(ansible, bugsink, make_service, secrets_of,
+                                                               assert_no_secret):
+    """Issue 9.1: the application's Sentry client reports as `staging` while `production` is expected.
+    Method A used to stamp the expected environment on its own event, so SENTRY-ENV passed by
+    construction; it must report the environment the application sends."""
+    staging = make_service(env={"HUNTER_SENTRY_DSN": bugsink.dsn, "HUNTER_SENTRY_ENVIRONMENT": "staging"})
+    run, (generic, with_app, by_variable) = ansible.run_tasks([
+        event_check(bugsink, method="sdk", source="process", pid=staging.pid),
+        event_check(bugsink, method="sdk", source="process", pid=staging.pid, app_module="sandbox.app"),
+        event_check(bugsink, method="sdk", source="process", pid=staging.pid,
+                    environment_variable="HUNTER_SENTRY_ENVIRONMENT"),
+    ], {"bs_token": bugsink.token})
+    assert item(generic, "SENTRY-ENV")["status"] != "pass", item(generic, "SENTRY-ENV")
+    assert item(generic, "SENTRY-ENV")["status"] == "skip"
+    env = item(with_app, "SENTRY-ENV")
+    assert item(with_app, "SENTRY-EVENT")["status"] == "pass", item(with_app, "SENTRY-EVENT")
+    assert env["status"] == "fail" and env["evidence"]["found"] == "staging", env
+    assert env["evidence"]["client_environment"] == "staging"
+    variable = item(by_variable, "SENTRY-ENV")
+    assert variable["status"] == "fail" and "HUNTER_SENTRY_ENVIRONMENT" in variable["message"], variable
+    assert_no_secret(run, *secrets_of())
+
+
+def test_method_a_runtime_without_sentry_sdk(ansible, tmp_path, bugsink, make_service, secrets_of, assert_no_secret):
+    """Issue 9.1: the application's virtualenv lacks sentry-sdk (the service runs, reporting nothing).
+    Method A used to send with the probe's own sentry-sdk and pass; it must run in the application's
+    interpreter and fail, naming the interpreter."""
+    from sandbox.services import venv_without
+    python = venv_without(tmp_path / "venv-without-sentry", ["sentry_sdk"])
+    bare = make_service(env={"HUNTER_SENTRY_DSN": bugsink.dsn}, python=python)
+    run, (generic, with_app) = ansible.run_tasks([
+        event_check(bugsink, method="sdk", source="process", pid=bare.pid),
+        event_check(bugsink, method="sdk", source="process", pid=bare.pid, app_module="sandbox.app"),
+    ], {"bs_token": bugsink.token})
+    for result in (generic, with_app):
+        event = item(result, "SENTRY-EVENT")
+        assert event["status"] == "fail", event
+        assert "sentry-sdk is not installed in the application's runtime" in event["message"], event
+        assert event["evidence"]["runtime"]["python"] == str(python)
+    assert_no_secret(run, *secrets_of())
+
+
+def test_second_run_with_reporting_off_is_no_go(ansible, bugsink, make_service, api_key, secrets_of,
+                                                assert_no_secret):
+    """Issue 9.2: two preflight runs back to back; the second with the application's error reporting
+    switched off (it answers 500 and never calls Sentry). Matching by a tag every test error carries
+    (route) used to accept the first run's event, up to 120 s old: GO with a latency of 0.1 s. Methods
+    B and C must find only the event this probe caused: the second run is NO-GO."""
+    service = make_service(env={"HUNTER_SENTRY_DSN": bugsink.dsn, "HUNTER_FAULTS": "scan:500"})
+    common = {"hunter_expected_environment": "production", "hunter_sentry_backend": "bugsink",
+              "hunter_sentry_api_url": bugsink.url, "hunter_sentry_project": str(bugsink.project_id),
+              "hunter_sentry_allow_http": True, "hunter_sentry_api_token": bugsink.token,
+              "hunter_app_url": service.url, "hunter_api_key": api_key,
+              "hunter_sentry_dsn_source": "process", "hunter_sentry_pidfile": str(service.pid_path),
+              "sentry_probe_wait_timeout": 8, "sentry_probe_poll_max_interval": 1}
+    inventory = {"all": {"children": {"app": {"hosts": {
+        "app-endpoint": dict(common, hunter_sentry_method="endpoint", sentry_probe_match_tags={"route": "test-error"}),
+        "app-request": dict(common, hunter_sentry_method="request", sentry_probe_match_tags={"route": "scan"},
+                            sentry_probe_request_path="/api/v1/scan",
+                            sentry_probe_request_body={"domain": "nonexistent-test-domain-12345.invalid"}),
+        # the time bound alone (an application that records no marker): the first run's event is older
+        "app-time": dict(common, hunter_sentry_method="endpoint", sentry_probe_match_tags={"route": "test-error"},
+                         sentry_probe_event_id_key="", hunter_sentry_event_match="time"),
+    }}}}}
+    required = {"hunter_ops_required_checks": ["SENTRY-EVENT", "SENTRY-ENV"]}  # the 6.2 part of 6.5
+    first = ansible.run_playbook(PLAYBOOK, inventory, extravars=required)
+    assert first.report is not None, first.stdout[-3000:]
+    assert first.report["verdict"] == "GO", [(i["host"], i["id"], i["message"]) for i in first.report["items"]]
+    service.configure(breaks="sentry-swallow")
+    second = ansible.run_playbook(PLAYBOOK, inventory, extravars=required)
+    assert second.report is not None, second.stdout[-3000:]
+    events = {i["host"]: i for i in second.report["items"] if i["id"] == "SENTRY-EVENT"}
+    assert second.report["verdict"] == "NO-GO", events
+    for host in ("app-endpoint", "app-request", "app-time"):
+        assert events[host]["status"] == "fail", events[host]
+        assert "earlier event" in events[host]["message"], events[host]  # the first run's, seen and refused
+        assert events[host]["evidence"]["time_bound"]["earliest_server_time"]
+    assert second.rc != 0
+    assert_no_secret(first, *secrets_of())
+    assert_no_secret(second, *secrets_of())

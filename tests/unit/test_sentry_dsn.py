@@ -3,9 +3,9 @@ variable names, the assessment's messages, and reading env output / env files / 
 No processes and no network."""
 import pytest
 
-from ansible_collections.hunter.ops.plugins.module_utils import app_env
+from ansible_collections.hunter.ops.plugins.module_utils import app_env, sentry_inputs
 from ansible_collections.hunter.ops.plugins.module_utils.sentry import assess, near_misses, validate_dsn
-from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError
+from ansible_collections.hunter.ops.plugins.module_utils.validate import InputProblems
 
 KEY = "0123456789abcdef0123456789abcdef"
 GOOD = f"https://{KEY}@o123.ingest.sentry.io/4505"
@@ -134,13 +134,30 @@ def test_container_argv_is_an_argument_list_without_shell():
 
 @pytest.mark.parametrize("params, message", [
     ({"variable": "1BAD"}, "variable: '1BAD' is not an environment variable name"),
-    ({"process_match": "(unclosed"}, "process_match: invalid regular expression"),
-    ({"pid": -3}, "pid: must be a positive process id"),
-    ({"docker_command": []}, "docker_command: must name the container CLI"),
+    ({"pid": None, "process_match": "(unclosed"}, "process_match: invalid regular expression"),
+    ({"pid": -3}, "pid: must be at least 1, got -3"),
+    ({"pid": "abc"}, "pid: must be a whole number, got 'abc'"),
+    ({"docker_command": []}, "docker_command: must name the CLI as an argument list"),
+    ({"source": "proc"}, "source: must be one of process, envfile, container, value, got 'proc'"),
+    ({"source": "envfile", "pid": None}, "env_files: required with source envfile"),
+    ({"pid": 4, "pidfile": "/run/app.pid"}, "pidfile: give only one of pid, pidfile, process_match"),
+    ({"command_timeout": "soon"}, "command_timeout: must be a number, got 'soon'"),
 ])
 def test_source_parameter_problems_name_the_parameter(params, message):
-    full = {"variable": "HUNTER_SENTRY_DSN", "docker_command": ["docker"], "compose_command": ["docker", "compose"],
-            "command_timeout": 30.0}
+    full = {"source": "process", "pid": 4242, "variable": "HUNTER_SENTRY_DSN", "docker_command": ["docker"],
+            "compose_command": ["docker", "compose"], "command_timeout": 30.0}
     full.update(params)
-    with pytest.raises(ParameterError, match=message.replace("(", r"\(")):
-        app_env.check_source_params(full)
+    problems = InputProblems()
+    sentry_inputs.source_settings(full, problems)
+    assert message in problems.message(), problems.message()
+
+
+def test_every_bad_source_value_is_reported_under_the_operators_name():
+    problems = InputProblems({"pid": "hunter_sentry_pid (sentry_probe_pid)", "variable": "hunter_sentry_dsn_variable"})
+    settings = sentry_inputs.source_settings({"source": "process", "pid": "x1", "variable": "a b",
+                                              "docker_command": ["docker"], "compose_command": ["docker", "compose"],
+                                              "command_timeout": 30}, problems)
+    assert settings["pid"] is None and settings["variable"] is None
+    assert sorted(problems.errors) == ["pid", "variable"]
+    assert "hunter_sentry_pid (sentry_probe_pid): must be a whole number, got 'x1'" in problems.message()
+    assert "hunter_sentry_dsn_variable: 'a b' is not an environment variable name" in problems.message()
