@@ -391,6 +391,13 @@ def _scrub(data, secrets):
     return redact_data(data, secrets)
 
 
+def _scrub_results(results, secrets):
+    """Each item scrubbed on its own: host names and checklist IDs are keys here, not secret names
+    (a host called "app-sentry-dsn" must not have every item masked)."""
+    return dict((host, dict((check_id, _scrub(item, secrets)) for check_id, item in (items or {}).items()))
+                for host, items in results.items())
+
+
 def _unique(path):
     """``path``, or ``path_2``, ``path_3``...: two runs within one second keep both reports."""
     suffix = 1
@@ -503,7 +510,7 @@ def main():
 
     # Everything the operator must see (rows, verdict, table) is decided before anything is written.
     now = datetime.datetime.now(datetime.timezone.utc)
-    rows = collect_rows(_scrub(p["results"], secrets), p["host_groups"], required, p["stale_hosts"])
+    rows = collect_rows(_scrub_results(p["results"], secrets), p["host_groups"], required, p["stale_hosts"])
     for r in rows:
         r["message"] = redact_text(r["message"], secrets)
     verdict, blocking = decide(rows, required)

@@ -118,3 +118,14 @@ def test_secret_values_are_scrubbed_from_rows():
     scrubbed = pr._scrub(results, ["s3cr3t-value"])
     text = json.dumps(pr.collect_rows(scrubbed, GROUPS, []))
     assert "s3cr3t-value" not in text and "pw123" not in text
+
+
+def test_a_host_named_like_a_secret_keeps_its_items_readable():
+    """Host names and IDs are keys of the results, not secret names: only real secrets are masked."""
+    results = {"mf-sentry-dsn-missing": {"SENTRY-DSN": item("fail", "not set in the process", variable="HUNTER_SENTRY_DSN"),
+                                         "API-V1-LEADS": item("pass", "answered 200 with key s3cr3t-value")}}
+    rows = pr.collect_rows(pr._scrub_results(results, ["s3cr3t-value"]), {"mf-sentry-dsn-missing": ["app"]}, [])
+    by_id = {r["id"]: r for r in rows if r["host"] == "mf-sentry-dsn-missing"}
+    assert by_id["SENTRY-DSN"]["message"] == "not set in the process"
+    assert by_id["SENTRY-DSN"]["evidence"]["variable"] == "HUNTER_SENTRY_DSN"
+    assert "s3cr3t-value" not in by_id["API-V1-LEADS"]["message"] and "answered 200" in by_id["API-V1-LEADS"]["message"]
