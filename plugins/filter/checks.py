@@ -11,6 +11,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hunter.ops.plugins.module_utils.checklist import ids_of_role
+from ansible_collections.hunter.ops.plugins.module_utils.results import NOTICE_PREFIX
 
 
 def checks_from(result, ids):
@@ -28,7 +29,19 @@ def checks_from(result, ids):
         message = "host unreachable: %s" % message
     elif result.get("skipped"):
         message = "the check task was skipped: %s" % (result.get("skip_reason") or "condition false")
+    notices = module_notices(result)
+    if notices:
+        message = "%s; %s" % (message, " ".join(notices))
     return failed_checks(ids, message)
+
+
+def module_notices(result):
+    """The `hunter.ops notice:` lines a module printed on stderr before it died (e.g. the restore
+    drill names the scratch database it was creating): all that survives a module killed outright."""
+    stderr = result.get("module_stderr") if isinstance(result, dict) else None
+    if not isinstance(stderr, str):
+        return []
+    return [line.strip() for line in stderr.splitlines() if line.startswith(NOTICE_PREFIX)][-3:]
 
 
 def failed_checks(ids, message):

@@ -36,3 +36,17 @@ def test_checks_from_keeps_the_items_or_fails_every_id_with_the_reason():
     assert failed["A"] == {"status": "fail", "message": "port: bad value", "evidence": {"error": "port: bad value"}}
     assert checks_from({"unreachable": True, "msg": "ssh"}, ["A"])["A"]["message"] == "host unreachable: ssh"
     assert checks_from({"skipped": True}, ["A"])["A"]["message"] == "the check task was skipped: condition false"
+
+
+def test_a_module_killed_outright_leaves_its_notices_in_the_items():
+    died = {"failed": True, "rc": -9, "msg": "MODULE FAILURE: No start of json char found\nSee stdout/stderr",
+            "module_stdout": "", "module_stderr": "warning: something\nhunter.ops notice: restore drill run 3f9a0c12 "
+                                                  "(pid 42) creates scratch database restore_drill_x on db:5432; if "
+                                                  "this run dies, the database may remain\n"}
+    item = checks_from(died, ["RESTORE-DRYRUN"])["RESTORE-DRYRUN"]
+    assert item["status"] == "fail"
+    assert item["message"].startswith("MODULE FAILURE: No start of json char found See stdout/stderr; hunter.ops "
+                                      "notice: restore drill run 3f9a0c12")
+    assert "scratch database restore_drill_x on db:5432" in item["message"]
+    assert "warning" not in item["message"]
+    assert checks_from({"failed": True, "msg": "x", "module_stderr": None}, ["A"])["A"]["message"] == "x"
