@@ -376,7 +376,8 @@ def _finished(drill):
     if drill.schema is not None and drill.schema["compared"]:
         message += ", schema as recorded (%s)" % ", ".join(
             "%d %s" % (n, schema_inventory.noun(kind)[0 if n == 1 else 1])
-            for kind, n in sorted(drill.schema["compared"].items(), key=lambda kv: schema_inventory.KINDS.index(kv[0])))
+            for kind, n in sorted(drill.schema["compared"].items(), key=lambda kv: schema_inventory.KINDS.index(kv[0]))
+            if n)
         if not drill.schema["definitions_compared"]:
             message += "; definitions not compared (dumped from PostgreSQL %s, restored on %s)" % (
                 manifest.get("server_version"), drill.server_version_num)
