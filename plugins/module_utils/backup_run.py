@@ -407,7 +407,6 @@ class BackupRun(object):
             return False
 
 
-
 def plan_evidence(params, run):
     """What every BACKUP-CMD item shows about the run's configuration."""
     evidence = dict(database=params["db_name"], host=params["db_host"] or "(local socket)", mode=params["mode"],

@@ -191,7 +191,7 @@ EXAMPLES = r'''
     production_size: 40GB
   register: drill
 
-- name: Drill from S3 (newest valid backup under the prefix)
+- name: Drill from S3 (the newest backup under the prefix)
   hunter.ops.pg_restore_dryrun:
     s3_bucket: hunter-backups
     s3_prefix: prod/
@@ -315,9 +315,8 @@ def _notes(drill):
     """Trailing facts every RESTORE-DRYRUN message carries: the cleanup and the leftovers."""
     notes = []
     if drill.created:
-        notes.append("scratch dropped" if drill.dropped else
-                     "scratch database %s NOT dropped (it remains on %s): %s" % (drill.scratch, drill.server(),
-                                                                                drill.drop_error))
+        notes.append("scratch dropped" if drill.dropped else "scratch database %s NOT dropped (it remains on %s): %s"
+                     % (drill.scratch, drill.server(), drill.drop_error))
     leftovers = drill.leftovers_report()
     dropped = [e for e in leftovers if e.get("dropped")]
     if dropped:
