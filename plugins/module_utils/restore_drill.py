@@ -242,7 +242,8 @@ class Drill(object):
             self.evidence["backups_found"] = len(found)
             if not found:
                 raise NoBackupToTest("no backup found in %s%s" % (directory, self._filters()))
-            self.selected = self._checked(found[0], "the newest backup in %s" % directory, found[1:])
+            self.selected = self._checked(found[0], "the newest backup in %s, %s," % (directory, found[0]["name"]),
+                                          found[1:])
         else:
             self.selected = self._fetch_from_s3()
         # listing, manifests and the sha256 (a download has its own phase)
@@ -268,7 +269,8 @@ class Drill(object):
         return " (%s)" % ", ".join(parts) if parts else ""
 
     def _checked(self, item, what, older=()):
-        """The item with its manifest when the backup matches it, else NoBackupToTest saying why."""
+        """The item with its manifest when the backup matches it, else NoBackupToTest saying why
+        (`what` names the backup in the message)."""
         manifest = item.get("manifest")
         problems = []
         if manifest is None:
@@ -281,8 +283,8 @@ class Drill(object):
         if problems:
             valid_older = next((o["name"] for o in older if o.get("manifest") is not None
                                 and not backup.verify_backup(o["path"], o["manifest"], checksum=False)), None)
-            raise NoBackupToTest("%s, %s, is not valid: %s%s" % (
-                what, item["name"], "; ".join(problems),
+            raise NoBackupToTest("%s is not valid: %s%s" % (
+                what, "; ".join(problems),
                 " (the drill tests the newest backup; an older one, %s, is not tested instead)" % valid_older
                 if valid_older else ""))
         return dict(item, manifest=manifest)
@@ -316,7 +318,7 @@ class Drill(object):
             raise NoBackupToTest(self._redact(err))
         self._lap("download_s", clock)
         return self._checked(dict(path=path, name=item["name"], manifest=manifest, s3_key=item["key"]),
-                             "the newest backup in %s (downloaded)" % where)
+                             "the newest backup in %s (downloaded), %s," % (where, item["name"]))
 
     def _download_dir(self):
         """A private directory for downloads (under download_dir when set), removed by cleanup()."""
@@ -379,7 +381,7 @@ class Drill(object):
             elif scratch_db.application_name(state.get("run_id") or "") in live:
                 entry["outcome"] = "still has sessions of that run: left alone"
             else:
-                entry["outcome"] = "leftover"
+                entry["outcome"] = "remains, its owner gone"
                 entry["remove_state"] = True
                 if not any(e["name"] == state["scratch"] for e in self.sweep):
                     # a custom scratch_name (not of the prefix): ours by its tag, or left alone
@@ -412,7 +414,7 @@ class Drill(object):
                 entry["error"] = self._redact(err)
         for entry in self.died:
             dropped = any(e.get("dropped") for e in self.sweep if e["name"] == entry.get("scratch"))
-            if entry["outcome"] == "leftover":
+            if entry["outcome"] == "remains, its owner gone":
                 entry["outcome"] = "dropped now" if dropped else "could not be dropped"
             if entry.get("remove_state") and (dropped or entry["outcome"] == "gone"):
                 scratch_db.remove_state(entry.pop("state_file"))
@@ -425,8 +427,8 @@ class Drill(object):
     # -- 3. create, restore -----------------------------------------------------------------------
     def create_scratch(self):
         """Write down the scratch name where a SIGKILL cannot erase it, then CREATE and tag it."""
-        state = scratch_db.owner_tag(self.run_id, self.s["prefix"], backup=self.selected["name"])
-        state.update(scratch=self.scratch, server=self.server())
+        tag = scratch_db.owner_tag(self.run_id, self.s["prefix"], backup=self.selected["name"])
+        state = dict(tag, scratch=self.scratch, server=self.server())
         path = scratch_db.state_path(self.s["state_dir"], self.run_id)
         try:
             scratch_db.write_state(path, state)
@@ -438,8 +440,7 @@ class Drill(object):
         self._admin_query(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(self.scratch)))
         self.created = True
         self._admin_query(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-            sql.Identifier(self.scratch), sql.Literal(scratch_db.tag_text(scratch_db.owner_tag(
-                self.run_id, self.s["prefix"], backup=self.selected["name"])))))
+            sql.Identifier(self.scratch), sql.Literal(scratch_db.tag_text(tag))))
 
     def stages(self):
         """The restore pipeline into the scratch database (recorded as evidence); raises RestoreError."""
