@@ -10,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import stat
 import subprocess
 import sys
@@ -429,6 +430,30 @@ def test_concurrent_runs_wait_on_the_lock_then_fail_clearly(big_pg, tmp_path):
     first.join(300)
     assert not box["result"].get("failed"), box["result"].get("msg")
     assert backups_in(backup_dir) == [os.path.basename(box["result"]["backup"])]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_backup_removes_its_partial_output(big_pg, tmp_path, signum):
+    """The module stopped mid-dump (Ansible's timeout, cron, Ctrl-C): it fails saying so, and the
+    cleanup contract leaves neither a partial nor a backup behind."""
+    backup_dir = tmp_path / "b"
+    args = dict(conn_args(big_pg), backup_dir=str(backup_dir), label="x", format="plain-gzip", compression_level=9)
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    path.chmod(0o600)
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, str(repo / "plugins" / "modules" / "pg_backup.py"), str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(repo / ".ansible" / "collections")))
+    wait_for(lambda: backup_dir.exists() and any(n.endswith(".partial") and (backup_dir / n).stat().st_size > 0
+                                                 for n in os.listdir(backup_dir)), 120, "the dump to write")
+    proc.send_signal(signum)
+    out, _err = proc.communicate(timeout=60)
+    result = json.loads(out)
+    assert result["failed"] and "interrupted by signal %d" % signum in result["msg"]
+    assert "partial output removed" in result["msg"] and result["checks"]["BACKUP-CMD"]["status"] == "fail"
+    assert backups_in(backup_dir) == [] and leftovers(backup_dir) == []
 
 
 @pytest.mark.slow
