@@ -345,9 +345,11 @@ class Drill(object):
                                                                                    self.server_version_num))
         rows = self._admin_query(
             "SELECT d.datname, pg_catalog.shobj_description(d.oid, 'pg_database'), "
-            "(SELECT count(*) FROM pg_catalog.pg_stat_activity a WHERE a.datid = d.oid) "
-            "FROM pg_catalog.pg_database d")
-        existing = dict((r[0], dict(name=r[0], comment=r[1], sessions=int(r[2]))) for r in rows)
+            "(SELECT count(*) FROM pg_catalog.pg_stat_activity a WHERE a.datid = d.oid), "
+            "(SELECT coalesce(array_agg(DISTINCT a.application_name), '{}') FROM pg_catalog.pg_stat_activity a "
+            "WHERE a.datid = d.oid) FROM pg_catalog.pg_database d")
+        existing = dict((r[0], dict(name=r[0], comment=r[1], sessions=int(r[2]), applications=list(r[3] or [])))
+                        for r in rows)
         live = set(r[0] for r in self._admin_query(
             "SELECT DISTINCT application_name FROM pg_catalog.pg_stat_activity WHERE application_name LIKE %s",
             (scratch_db.APPLICATION_PREFIX + "%",)))

@@ -16,7 +16,10 @@ Ownership, so that a sweep never drops a drill that is still running:
   gone only when it finishes); the restore and verification sessions are named
   ``hunter.ops drill <run id> restore|verify`` and do not count as the owner;
 - a scratch database is a leftover only when its owner is gone: no guard of its run id on the
-  server, and, when the tag names this host, no live process with that PID and start time.
+  server, and no live process with that PID and start time when the tag names this host. When
+  it names another host, whose processes cannot be seen from here, sessions of that run still
+  connected to the database also keep it (a guard lost to a network blip must not get a running
+  restore dropped); a later run drops it once they are gone.
   Untagged names of older versions (``<prefix>_<YYYYmmdd_HHMMSS>``) fall back to their age and
   to having no session at all.
 
@@ -195,7 +198,7 @@ def owner_text(tag):
 def classify(databases, prefix, now, live_applications, protected, legacy_max_age, this_host=None):
     """Scratch databases of this prefix on the server, each with what the sweep does with it.
 
-    databases: dicts name, comment, sessions (backends connected to it);
+    databases: dicts name, comment, sessions (backends connected to it), applications (their names);
     live_applications: application names of the server's sessions.
     Returns dicts name, run_id, owner (tag or None), age_s, drop (bool), reason; oldest first.
     """
@@ -214,10 +217,15 @@ def classify(databases, prefix, now, live_applications, protected, legacy_max_ag
         entry = dict(name=name, run_id=run_id, owner=tag, age_s=age, sessions=db.get("sessions", 0))
         if run_id:
             alive_here = owner_alive_here(tag, this_host)
+            run_sessions = [a for a in db.get("applications") or [] if str(a).startswith(application_name(run_id))]
             if application_name(run_id) in live_applications:
                 entry.update(drop=False, reason="its drill is running (the session of run %s is connected)" % run_id)
             elif alive_here:
                 entry.update(drop=False, reason="its drill is running (pid %s on this host is alive)" % tag["pid"])
+            elif alive_here is None and run_sessions:
+                entry.update(drop=False, reason="%d session(s) of run %s still connected; its drill (%s) may be "
+                                                "running: dropped once they are gone" % (
+                                                    len(run_sessions), run_id, owner_text(tag)))
             else:
                 entry.update(drop=True, reason="its drill is gone (%s; no session of that run%s)" % (
                     owner_text(tag) if tag else "run %s" % run_id,

@@ -101,15 +101,17 @@ def classify(databases, live=(), legacy_max_age=3600):
     return dict((e["name"], e) for e in found)
 
 
-def tagged(name, run_id, host="this-host", pid=None, **extra):
+def tagged(name, run_id, host="this-host", pid=None, applications=()):
     tag = {scratch_db.TAG_KEY: 1, "run_id": run_id, "prefix": "restore_drill", "host": host,
            "pid": pid or dead_pid(), "pid_start": None}
-    return dict(name=name, comment=json.dumps(tag), sessions=extra.get("sessions", 0))
+    return dict(name=name, comment=json.dumps(tag), sessions=len(applications), applications=list(applications))
 
 
 def test_sweep_keeps_a_running_drill_whatever_its_age_and_drops_a_dead_one():
     running = tagged("restore_drill_20200101_000000_aaaaaaaa", "aaaaaaaa", host="other-host")
-    dead = tagged("restore_drill_20261128_021455_bbbbbbbb", "bbbbbbbb", sessions=3)   # 5 s old, killed
+    # 5 s old, killed; its restore's session lingers (a CREATE INDEX notices a dead client only when done)
+    dead = tagged("restore_drill_20261128_021455_bbbbbbbb", "bbbbbbbb",
+                  applications=[scratch_db.application_name("bbbbbbbb") + " restore"])
     alive_here = tagged("restore_drill_20261128_021400_cccccccc", "cccccccc", pid=os.getpid())
     found = classify([running, dead, alive_here], live=[scratch_db.application_name("aaaaaaaa"),
                                                         scratch_db.application_name("bbbbbbbb") + " restore"])
@@ -121,13 +123,18 @@ def test_sweep_keeps_a_running_drill_whatever_its_age_and_drops_a_dead_one():
 
 def test_sweep_of_another_hosts_dead_drill_and_of_untagged_names():
     gone_elsewhere = tagged("restore_drill_20261128_021000_dddddddd", "dddddddd", host="other-host")
+    # another host's drill whose guard session is gone but whose restore is still connected: kept
+    busy_elsewhere = tagged("restore_drill_20261128_020000_ffffffff", "ffffffff", host="other-host",
+                            applications=[scratch_db.application_name("ffffffff") + " restore"])
     legacy_old = dict(name="restore_drill_20261128_011500", comment=None, sessions=0)
     legacy_busy = dict(name="restore_drill_20261127_011500", comment=None, sessions=2)
     legacy_young = dict(name="restore_drill_20261128_021000", comment=None, sessions=0)
     custom = tagged("drill_custom", "eeeeeeee", host="other-host")
     foreign = dict(name="hunter_copy", comment=None, sessions=0)
-    found = classify([gone_elsewhere, legacy_old, legacy_busy, legacy_young, custom, foreign])
+    found = classify([gone_elsewhere, busy_elsewhere, legacy_old, legacy_busy, legacy_young, custom, foreign])
     assert found[gone_elsewhere["name"]]["drop"] is True
+    assert found[busy_elsewhere["name"]]["drop"] is False
+    assert "1 session(s) of run ffffffff still connected" in found[busy_elsewhere["name"]]["reason"]
     assert found["restore_drill_20261128_011500"]["drop"] is True
     assert found["restore_drill_20261127_011500"]["drop"] is False       # untagged with sessions: maybe running
     assert found["restore_drill_20261128_021000"]["drop"] is False       # untagged, younger than the limit
