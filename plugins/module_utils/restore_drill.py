@@ -472,6 +472,7 @@ class Drill(object):
         counts = self._count(kwargs, [(name, restored[name]) for name in counted if name in restored])
         rows_counted = manifest.get("rows_counted", True) is not False and bool(manifest_tables)
         self.verification = rules.verify(manifest_tables, restored, counts, counted, rows_counted)
+        clock = time.monotonic()
         conn = pg.connect(kwargs)
         try:
             with conn.cursor() as cur:
@@ -487,6 +488,7 @@ class Drill(object):
             raise pg.PgError(pg.error_text(err, kwargs))
         finally:
             conn.close()
+        self._lap("verify_schema_s", clock)   # part of verify_s: the inventory and its comparison's input
         self.evidence["schema_objects_restored"] = schema_inventory.counts(inventory)
         if isinstance(manifest.get("schema"), dict):
             same_major = (manifest.get("server_version_num") or 0) // 10000 == self.server_version_num // 10000
