@@ -12,12 +12,16 @@ In one run, alternating the order on every repetition (warm cache for both, no o
   `pg_restore --list`, sha256 (recorded, then re-checked after the rename) and the manifest.
   Timed from the module's process start to its end (no Ansible overhead);
 - with --all, further rows for the table: the bare `pg_dump -Fd -j N -Z1` (the default without its
-  checks, to show what they cost), custom + external zstd, directory uncompressed.
+  checks, to show what they cost), custom + external zstd, directory uncompressed;
+- with --baseline-tree DIR, the default of another checkout of the collection (e.g. the commit
+  before a change: `git worktree add DIR <commit>`; DIR/.ansible/collections must resolve
+  hunter.ops to DIR), alternating with the rest: what a change costs, measured in the same run.
 
 Reported: median wall time and size of each, the speed-up and the size ratio against the runbook
 (targets: >= 2.5x faster, <= 1.2x the size).
 
     .venv/bin/python bench/backup_bench.py [--repeat 3] [--all | --only default,bare-dir] [--scale 100] [--jsonb-mb 500]
+                                            [--baseline-tree DIR]
 """
 from __future__ import annotations
 
@@ -146,15 +150,18 @@ def bare_directory_dump(server, workdir: Path) -> dict:
     return {"seconds": time.monotonic() - began, "size_bytes": dir_size(target)}
 
 
-def run_module(name: str, args: dict, workdir: Path) -> dict:
-    """A hunter.ops module run directly (args file 0600: it holds the password); its JSON result."""
+def run_module(name: str, args: dict, workdir: Path, tree: Path | None = None) -> dict:
+    """A hunter.ops module run directly (args file 0600: it holds the password); its JSON result.
+    `tree`: another checkout of the collection to run the module from (default this one)."""
     path = workdir / f"{name}-args.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
-    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
+    collections, modules = (COLLECTIONS, MODULES) if tree is None else (
+        tree / ".ansible" / "collections", tree / "plugins" / "modules")
+    env = dict(os.environ, PYTHONPATH=str(collections))
     try:
-        out = subprocess.run([sys.executable, str(MODULES / f"{name}.py"), str(path)], env=env,
+        out = subprocess.run([sys.executable, str(modules / f"{name}.py"), str(path)], env=env,
                              capture_output=True, text=True)
     finally:
         path.unlink()
@@ -164,15 +171,18 @@ def run_module(name: str, args: dict, workdir: Path) -> dict:
     return result
 
 
-def module_way(server, workdir: Path, **options) -> dict:
+def module_way(server, workdir: Path, tree: Path | None = None, **options) -> dict:
     args = dict(db_host=server.host, db_port=server.port, db_user=server.user, db_password=server.password,
                 db_name=DATABASE, label="bench", backup_dir=str(workdir / "backups"), timeout=7200, **options)
     began = time.monotonic()
-    result = run_module("pg_backup", args, workdir)
+    result = run_module("pg_backup", args, workdir, tree=tree)
     seconds = time.monotonic() - began
     manifest = result["manifest"]
     return {"seconds": seconds, "size_bytes": manifest["size_bytes"], "manifest_s": manifest["duration_s"],
             "tables": len(manifest["tables"]), "command": result["command"],
+            "manifest_version": manifest["manifest_version"],
+            "manifest_bytes": os.path.getsize(result["manifest_path"]),
+            "schema_objects": sum(len(v) for v in (manifest.get("schema") or {}).values()),
             "timings": result["checks"]["BACKUP-CMD"]["evidence"].get("timings", {})}
 
 
@@ -210,6 +220,8 @@ def measure(args, configs) -> tuple[dict, dict]:
                     run = runbook_way(server, workdir)
                 elif name == "bare-dir":
                     run = bare_directory_dump(server, workdir)
+                elif name == "baseline":
+                    run = module_way(server, workdir, tree=args.baseline_tree)
                 else:
                     run = module_way(server, workdir, **configs[name][1])
                 runs[name].append(run)
@@ -232,9 +244,13 @@ def main() -> None:
     parser.add_argument("--build-only", action="store_true", help="build (or check) the database and stop")
     parser.add_argument("--only", help="comma-separated extra configurations (runbook and default always run): "
                                        + ", ".join(list(CONFIGS) + list(EXTRA)))
+    parser.add_argument("--baseline-tree", type=Path, help="also run the default from this checkout of the collection")
     args = parser.parse_args()
 
     configs = dict(CONFIGS, **(EXTRA if args.all or args.only else {}))
+    if args.baseline_tree:
+        args.baseline_tree = args.baseline_tree.resolve()
+        configs["baseline"] = ("role default from %s (baseline)" % args.baseline_tree, {})
     if args.only:
         wanted = {"runbook", "default"} | set(args.only.split(","))
         unknown = wanted - set(configs)
@@ -269,8 +285,18 @@ def main() -> None:
     print(f"Target: >= 2.5x faster and <= 1.2x the size. Default: {base_s / default_s:.2f}x faster "
           f"({'met' if base_s / default_s >= 2.5 else 'NOT met'}), {default_b / base_b:.2f}x the size "
           f"({'met' if default_b / base_b <= 1.2 else 'NOT met'}).")
+    manifests = [(name, r) for name in ("baseline", "default") if name in runs for r in runs[name][:1]]
+    if manifests:
+        print("Manifests: " + "; ".join("%s v%s %d bytes, %d schema objects" % (
+            name, r["manifest_version"], r["manifest_bytes"], r["schema_objects"]) for name, r in manifests))
+    if "baseline" in runs:
+        base = statistics.median(r["seconds"] for r in runs["baseline"])
+        print(f"Default against the baseline tree: {default_s - base:+.2f} s ({(default_s - base) / base:+.1%}), "
+              f"runbook / baseline {base_s / base:.2f}x")
+    print(f"Load average (1/5/15 min) at the end: {'/'.join('%.2f' % x for x in os.getloadavg())}")
     if args.json:
-        args.json.write_text(json.dumps({"facts": facts, "runs": runs}, indent=2, default=str))
+        args.json.write_text(json.dumps({"facts": facts, "runs": runs, "loadavg": os.getloadavg()}, indent=2,
+                                        default=str))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ On each, alternating:
   `psql -d staging_test < backup.sql` (the plain dump), `\\dt`, the two SELECT COUNT(*) (companies
   and domain_signals; on bench_backup its two large tables), DROP DATABASE;
 - the role's drill: hunter.ops.pg_restore_dryrun on the directory backup (pg_backup's default
-  format) - newest valid backup + sha256, create, `pg_restore -j N`, exact count of every table
-  compared with the manifest, drop - timed from the module's start to its end;
+  format) - newest backup + sha256, create, `pg_restore -j N`, exact count of every table and the
+  schema inventory compared with the manifest, drop - timed from the module's start to its end;
 - the drill on the plain backup (psql --single-transaction), to separate format from tooling.
 
 Backups are taken by hunter.ops.pg_backup (plain, and directory with its defaults) so the drill
@@ -107,8 +107,11 @@ def drill(server, backup_dir: str, jobs: int, workdir: Path) -> dict:
     if item["status"] != "pass":
         raise RuntimeError(f"drill did not pass: {item['message']}")
     ev = item["evidence"]
-    return {"total_s": round(total, 2), "restore_s": ev["restore_s"], "verify_s": ev["verify_s"],
-            "counts_compared": ev["counts_compared"], "rto": result["rto"]}
+    return {"total_s": round(total, 2), "restore_s": ev["timings_s"]["restore_s"],
+            "verify_s": ev["timings_s"]["verify_s"], "end_to_end_s": ev["timings_s"]["end_to_end_s"],
+            "verify_schema_s": ev["timings_s"].get("verify_schema_s", 0.0),
+            "counts_compared": ev["counts_compared"], "schema_compared": sum(ev["schema"]["compared"].values()),
+            "rto": result["rto"]}
 
 
 def median(rows: list[dict], key: str) -> float:
@@ -189,8 +192,12 @@ def report(args, name: str, result: dict) -> None:
     print(f"\nspeed-up (runbook total / drill total): {speedup:.2f}x (target >= 1.7x); "
           f"verification overhead (verify / restore): {overhead:.1%} (target <= 10%)")
     rto = dd[-1]["rto"]
-    print(f"RESTORE-RTO: restore {rto['restore_s']} s of {rto['restored_database_size']} "
-          f"({rto['throughput']}), projected {rto['projected']} for {rto['production_size']} ({rto['projection_basis']})")
+    print(f"verification: {dd[0]['counts_compared']} tables counted and {dd[0]['schema_compared']} schema objects "
+          f"compared (the schema part {median(dd, 'verify_schema_s'):.2f} s of {median(dd, 'verify_s'):.2f} s); "
+          f"drill end to end (module's own clock) {median(dd, 'end_to_end_s'):.1f} s")
+    print(f"RESTORE-RTO: restore {rto['restore_s']} s, end to end {rto['end_to_end_s']} s of "
+          f"{rto['restored_database_size']} ({rto['throughput']}), projected restore {rto['projected']}, end to end "
+          f"{rto['end_to_end_projected']} for {rto['production_size']} ({rto['projection_basis']})")
 
 
 if __name__ == "__main__":

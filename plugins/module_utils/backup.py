@@ -34,7 +34,9 @@ import tempfile
 import time
 from datetime import datetime
 
-MANIFEST_VERSION = 1
+# 2 adds the schema inventory ("schema"); version 1 manifests are still read (without it).
+MANIFEST_VERSION = 2
+READABLE_MANIFEST_VERSIONS = (1, 2)
 MANIFEST_SUFFIX = ".manifest.json"
 
 # format -> what the file is and how it is read back
@@ -253,13 +255,16 @@ def parse_manifest(text, source="manifest"):
     missing = [k for k in _REQUIRED_KEYS if k not in data]
     if missing:
         raise ManifestError("%s: missing keys %s" % (source, ", ".join(missing)))
-    if data.get("manifest_version") != MANIFEST_VERSION:
-        raise ManifestError("%s: manifest_version %r is not supported (expected %d)"
-                            % (source, data.get("manifest_version"), MANIFEST_VERSION))
+    if data.get("manifest_version") not in READABLE_MANIFEST_VERSIONS:
+        raise ManifestError("%s: manifest_version %r is not supported (expected one of %s)"
+                            % (source, data.get("manifest_version"),
+                               ", ".join(str(v) for v in READABLE_MANIFEST_VERSIONS)))
     if data.get("format") not in FORMATS:
         raise ManifestError("%s: unknown format %r" % (source, data.get("format")))
     if not isinstance(data.get("tables"), dict):
         raise ManifestError("%s: 'tables' must be an object of table -> row count" % source)
+    if data["manifest_version"] >= 2 and not isinstance(data.get("schema"), dict):
+        raise ManifestError("%s: 'schema' must be an object of kind -> objects (manifest_version 2)" % source)
     return data
 
 

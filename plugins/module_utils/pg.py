@@ -177,6 +177,24 @@ def query(kwargs, sql, params=None):
         conn.close()
 
 
+def conninfo(**parts):
+    """A libpq connection string from parts (``dbname=x``, quoted when not a plain word), for a
+    client's ``--dbname``: a value inside it is never itself expanded as a connection string, as a
+    bare ``-d 'dbname=other'`` would be. Pass no password here: it travels in the environment."""
+    if "password" in parts:
+        raise ValueError("conninfo: pass the password through the environment, not the connection string")
+    return " ".join("%s=%s" % (key, _conninfo_value(value)) for key, value in sorted(parts.items())
+                    if value is not None)
+
+
+def _conninfo_value(value):
+    """A plain word as it is (readable in evidence), anything else single-quoted with escapes."""
+    text = str(value)
+    if re.match(r"^[A-Za-z0-9_.-]+$", text):
+        return text
+    return "'%s'" % text.replace("\\", "\\\\").replace("'", "\\'")
+
+
 def libpq_env(kwargs, base=None):
     """Environment for libpq tools (pg_dump, psql, pg_restore): credentials never go on argv."""
     env = dict(base or {})

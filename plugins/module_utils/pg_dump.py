@@ -28,6 +28,8 @@ import time
 import uuid
 
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_text
+from ansible_collections.hunter.ops.plugins.module_utils.schema_inventory import (
+    SEARCH_PATH_SQL, inventory_sql, parse as parse_inventory)
 
 PG_ENV_VARS = ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSSLMODE", "PGSSLROOTCERT",
                "PGCONNECT_TIMEOUT", "PGAPPNAME")
@@ -186,9 +188,10 @@ class SnapshotSession(object):
     psql is driven through stdin; each request ends with an \\echo of a unique marker so the
     reader knows where the answer ends. The transaction stays open until close()."""
 
-    def __init__(self, tools, timeout=60):
+    def __init__(self, tools, timeout=60, lock_timeout_s=0):
         self.tools = tools
         self.timeout = timeout
+        self.lock_timeout_s = lock_timeout_s
         self.proc = None
         self._buf = b""
         self._stderr = None
@@ -204,7 +207,10 @@ class SnapshotSession(object):
         except (OSError, ValueError, AttributeError):
             text = ""
         lines = [ln for ln in text.splitlines() if ln.strip()]
-        return one_line(" ".join(lines[-3:]) or "psql ended without a message", self.tools.secrets)
+        # The error and the statement it names (a lock timeout's QUERY line names the table);
+        # psql's LINE/caret lines only repeat it.
+        wanted = [ln for ln in lines if re.search(r"\b(ERROR|FATAL|QUERY|CONTEXT|DETAIL):", ln)]
+        return one_line(" ".join(wanted[-4:] or lines[-3:]) or "psql ended without a message", self.tools.secrets)
 
     def open(self):
         self._stderr = tempfile.TemporaryFile()
@@ -214,10 +220,13 @@ class SnapshotSession(object):
                                          env=self.tools.env())
         except OSError as err:
             raise DumpError("cannot run %s: %s" % (argv[0], err.strerror or err))
-        # No time limits on a session that must outlive the dump; no parallel workers or JIT for the
-        # counts, which run beside pg_dump and would only take CPU from it.
+        # No statement time limit on a session that must outlive the dump, but a bounded wait for a
+        # table lock (a count behind another session's ACCESS EXCLUSIVE lock fails instead of
+        # waiting for it); no parallel workers or JIT for the counts, which run beside pg_dump and
+        # would only take CPU from it; catalog names printed schema-qualified (schema inventory).
         self.query("SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0; "
-                   "SET max_parallel_workers_per_gather = 0; SET jit = off;")
+                   "SET lock_timeout = %d; SET max_parallel_workers_per_gather = 0; SET jit = off; %s;"
+                   % (int(self.lock_timeout_s * 1000), SEARCH_PATH_SQL))
         self.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;")
         row = self.query("SELECT pg_export_snapshot(), current_setting('server_version'), "
                          "current_setting('server_version_num'), pg_database_size(current_database());")[0]
@@ -261,6 +270,14 @@ class SnapshotSession(object):
         """{'schema.table': rows} for every dumped table, in the exported snapshot."""
         return dict((row[0], int(row[1])) for row in self.query(COUNT_SQL, timeout=timeout))
 
+    def inventory(self, kinds, timeout):
+        """The schema inventory of these kinds (module_utils/schema_inventory), in the exported snapshot."""
+        rows = self.query(inventory_sql(kinds), timeout=timeout)
+        try:
+            return parse_inventory(rows[0][0], kinds)
+        except (ValueError, IndexError) as err:
+            raise DumpError("cannot read the schema inventory: %s" % err)
+
     def close(self):
         """End the transaction and the session (after pg_dump has finished)."""
         if self.proc is None:
@@ -279,6 +296,106 @@ class SnapshotSession(object):
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
+
+
+# -- bounded lock waits ----------------------------------------------------------------------------
+
+# Texts of a wait for a table lock that ran out: the counts' lock_timeout, pg_dump's
+# --lock-wait-timeout (a statement timeout on its LOCK TABLE), a parallel worker's NOWAIT lock.
+_LOCK_WAIT = re.compile(r"canceling statement due to lock timeout|could not obtain lock on relation|"
+                        r"canceling statement due to statement timeout.*LOCK TABLE")
+_LOCKED_RELATION = (re.compile(r"LOCK TABLE (\S+) IN "), re.compile(r"QUERY:\s+SELECT count\(\*\) AS c FROM (\S+)"),
+                    re.compile(r'could not obtain lock on relation "([^"]+)"'))
+
+# Sessions holding or awaiting an ACCESS EXCLUSIVE lock (the only mode that blocks pg_dump's ACCESS
+# SHARE) on a relation of this database; :'rel' narrows to one relation when it is known. Columns
+# of other users' sessions that the role may not see come back empty; never the query text.
+LOCK_HOLDERS_SQL = r"""
+SELECT l.pid, l.granted, coalesce(format('%s.%s', n.nspname, c.relname), l.relation::text),
+       coalesce(a.application_name, ''), coalesce(a.usename::text, ''), coalesce(a.state, ''),
+       coalesce((extract(epoch FROM now() - a.xact_start))::bigint::text, '')
+FROM pg_catalog.pg_locks l
+LEFT JOIN pg_catalog.pg_class c ON c.oid = l.relation
+LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_catalog.pg_backend_pid()
+  AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+  AND (:'rel' = '' OR l.relation = pg_catalog.to_regclass(:'rel'))
+ORDER BY l.granted DESC, l.pid
+LIMIT 5;
+"""
+
+
+def is_lock_wait(text):
+    """True when an error says a wait for a table lock ran out."""
+    return bool(_LOCK_WAIT.search(str(text or "")))
+
+
+def locked_relation(text):
+    """The relation an error says it waited for ('public.companies'), or None."""
+    for pattern in _LOCKED_RELATION:
+        match = pattern.search(str(text or ""))
+        if match:
+            return match.group(1)
+    return None
+
+
+def lock_holders(tools, relation=None, timeout=15):
+    """Sessions holding (granted) or awaiting an ACCESS EXCLUSIVE lock on `relation` (or on any
+    relation of the database): dicts pid, granted, relation, application, user, state, xact_s."""
+    with tempfile.TemporaryFile() as sql:
+        sql.write(LOCK_HOLDERS_SQL.encode("utf-8"))
+        sql.seek(0)
+        rc, out, err = tools.run("psql", ["-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+                                          "-v", "rel=%s" % (relation or ""), "-f", "-"], timeout, stdin=sql)
+    if rc != 0:
+        raise DumpError("cannot list the sessions holding locks: %s" % one_line(err, tools.secrets))
+    holders = []
+    for line in out.splitlines():
+        cols = line.split("\t")
+        if len(cols) < 7:
+            continue
+        holders.append(dict(pid=int(cols[0]), granted=cols[1] == "t", relation=cols[2], application=cols[3],
+                            user=cols[4], state=cols[5], xact_s=int(cols[6]) if cols[6] else None))
+    return holders
+
+
+def describe_holder(holder):
+    """'pid 4242 (application "migrate", user app, idle in transaction, transaction open 75 s)'."""
+    details = []
+    if holder.get("application"):
+        details.append('application "%s"' % holder["application"])
+    if holder.get("user"):
+        details.append("user %s" % holder["user"])
+    if holder.get("state"):
+        details.append(holder["state"])
+    if holder.get("xact_s") is not None:
+        details.append("transaction open %d s" % holder["xact_s"])
+    how = "holds" if holder.get("granted") else "awaits"
+    return "pid %d %s ACCESS EXCLUSIVE on %s%s" % (holder["pid"], how, holder.get("relation"),
+                                                   " (%s)" % ", ".join(details) if details else "")
+
+
+def explain_lock_wait(tools, text, waited_s):
+    """(message, evidence) for an error that is a lock wait running out, else (None, None):
+    which table, and who holds or awaits the lock that blocked it, when the server shows it."""
+    if not is_lock_wait(text):
+        return None, None
+    relation = locked_relation(text)
+    try:
+        holders = lock_holders(tools, relation)
+        if not holders and relation:
+            holders = lock_holders(tools, None)
+    except DumpError as err:
+        holders, note = [], str(err)
+    else:
+        note = None
+    what = "a lock on %s" % relation if relation else "a table lock"
+    message = "waited %s s for %s, held by another session: %s" % (
+        ("%g" % waited_s) if waited_s else "the lock timeout", what,
+        "; ".join(describe_holder(h) for h in holders) if holders
+        else (note or "the holder is gone or not visible to this role"))
+    return message, dict(relation=relation, lock_wait_s=waited_s, lock_holders=holders)
 
 
 # -- the pipeline ------------------------------------------------------------------------------------

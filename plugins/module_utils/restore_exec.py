@@ -5,7 +5,10 @@
 
 plain SQL: ``psql -X -q -v ON_ERROR_STOP=1 --single-transaction`` (compressed SQL streamed from
 its decompressor); custom / directory: ``pg_restore -j N --no-owner --no-acl --exit-on-error``.
-Credentials reach the tools through the environment only; the stages die with the module.
+The target database is named by ``--dbname=dbname=<name>``, a connection string built from
+its parts, so a name can never be expanded into another connection (``-d 'dbname=hunter'``
+would restore into ``hunter``). Credentials reach the tools through the environment only; the
+stages die with the module.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,6 +20,7 @@ import shutil
 import time
 
 from ansible_collections.hunter.ops.plugins.module_utils import backup
+from ansible_collections.hunter.ops.plugins.module_utils.pg import conninfo
 from ansible_collections.hunter.ops.plugins.module_utils.pg_dump import ClientTools, DumpError, Pipeline
 
 
@@ -33,6 +37,7 @@ def restore_stages(path, manifest, dbname, jobs=1, bin_dir=None):
         raise RestoreError(str(err))
     decompress = backup.decompress_command(manifest)
     stages = []
+    target = "--dbname=%s" % conninfo(dbname=dbname)
     source = path
     if decompress:
         if not shutil.which(decompress[0]):
@@ -40,10 +45,9 @@ def restore_stages(path, manifest, dbname, jobs=1, bin_dir=None):
         stages.append(decompress + [path])
         source = "-"
     if tool_name == "psql":
-        stages.append([tool, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", dbname,
-                       "-f", source])
+        stages.append([tool, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", target, "-f", source])
     else:
-        argv = [tool, "--no-owner", "--no-acl", "--exit-on-error", "-d", dbname]
+        argv = [tool, "--no-owner", "--no-acl", "--exit-on-error", target]
         if source != "-":
             # -j needs a seekable archive: a streamed (externally compressed) one restores serially
             argv += (["-j", str(int(jobs))] if int(jobs) > 1 else []) + [source]

@@ -17,6 +17,9 @@ STATUSES = (PASS, FAIL, WARN, SKIP)
 
 # Evidence text is trimmed so a report stays readable and a large body never floods a log.
 MAX_EVIDENCE_CHARS = 600
+# A line a module prints on stderr before a step that could leave something behind; when the module
+# dies without a result, the recorded items carry these lines (plugins/filter/checks.py).
+NOTICE_PREFIX = "hunter.ops notice: "
 
 
 def trim(text, limit=MAX_EVIDENCE_CHARS):

@@ -10,24 +10,37 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 ---
 module: pg_restore_dryrun
-short_description: Restore drill - restore the newest valid backup into a scratch database, verify it, drop it
+short_description: Restore drill - restore the newest backup into a scratch database, verify it, drop it
 version_added: 0.1.0
 description:
-  - Picks a backup (O(backup_path), the newest valid one in O(backup_dir), or the newest valid one
-    under an S3 prefix, downloaded and checked against its manifest's sha256).
-  - Creates a scratch database C(<scratch_prefix>_<YYYYmmdd_HHMMSS>) (UTC) on the server given by the
+  - Tests the newest backup (O(backup_path), the newest in O(backup_dir), or the newest under an S3 prefix,
+    downloaded). When it does not match its manifest (missing manifest, size or sha256 mismatch) RESTORE-DRYRUN
+    fails saying why; an older backup is never tested in its place.
+  - Creates a scratch database C(<scratch_prefix>_<YYYYmmdd_HHMMSS>_<run id>) (UTC) on the server given by the
     C(db_*) options, restores into it (plain SQL with C(psql -v ON_ERROR_STOP=1 --single-transaction),
     compressed SQL streamed through its decompressor, custom/directory archives with
-    C(pg_restore -j N --no-owner --no-acl --exit-on-error)), and verifies it against the manifest,
-    comparing the set of tables and the exact row counts of O(tables) (default all).
-  - Always drops the scratch database, also when the restore or the verification fails or the module
-    is interrupted (SIGTERM, SIGINT, SIGHUP). Scratch databases of this prefix left by an earlier
-    crashed run and older than O(leftover_max_age) are dropped first and reported.
+    C(pg_restore -j N --no-owner --no-acl --exit-on-error)); the clients get the database as
+    C(--dbname=dbname=<name>), never as a bare name they could expand into a connection string.
+  - Verifies the restored database against the manifest - the set of tables, the exact row counts of O(tables)
+    (default all) and, for manifest_version 2, the schema inventory (views, materialized views, indexes,
+    constraints, sequences and their values, functions and procedures, triggers, extensions and their versions).
+    Anything missing, unexpected or different fails, naming the objects (counts by kind and the first names in the
+    message, full lists in the evidence). An extension of another version on the restore server is a V(warn); so
+    is a manifest without an inventory (manifest_version 1), saying which kinds it could not compare.
+  - Always drops the scratch database, also when the restore or the verification fails, on any error, or when the
+    module is interrupted (SIGTERM, SIGINT, SIGHUP).
+  - "Scratch databases carry their owner: the run id in the name, an owner tag (run id, host, PID) in their
+    COMMENT, and a session named C(hunter.ops drill <run id>) held open for the whole run. Before restoring, the
+    drill drops the scratch databases of this prefix whose owner is gone (no session of that run, no such process
+    on this host) and reports them with their size; a running drill's database is never touched."
+  - "A run killed outright (SIGKILL) cannot clean up: before creating its scratch database it writes a state file
+    into O(state_dir) and prints a C(hunter.ops notice:) line on stderr naming the database, so the failed task
+    and the next run say which database may remain."
   - Refuses a scratch name equal to the backup's source database or in O(protected_names), an existing
     database, and a server of the production group unless O(allow_production=true).
-  - Returns the items C(RESTORE-DRYRUN) and C(RESTORE-RTO) under RV(checks). RESTORE-RTO measures the
-    restore, compares it with O(rto_target_minutes), and projects the restore time of the production
-    database from the measured throughput.
+  - Returns the items C(RESTORE-DRYRUN) and C(RESTORE-RTO) under RV(checks). RESTORE-RTO measures the restore
+    alone and the drill end to end (download, checksum, create, restore, verification, drop), projects both to the
+    production size (the data-bound phases linearly), and compares the end-to-end time with O(rto_target_minutes).
   - Reports C(changed=false) when the server ends as it was found (the scratch database is created
     and dropped within the run); C(changed=true) only when it dropped a leftover of an earlier run or
     could not drop its own scratch database.
@@ -45,12 +58,12 @@ options:
     default: postgres
   backup_path:
     description:
-      - Restore this backup (a file, or a C(.dir) directory). Its manifest must lie beside it.
+      - Restore this backup (a file, or a C(.dir) directory), an absolute path. Its manifest must lie beside it.
       - Mutually exclusive with O(backup_dir) and O(s3_bucket).
     type: path
   backup_dir:
     description:
-      - Restore the newest valid backup in this directory (manifest present, size and sha256 matching).
+      - Restore the newest backup in this directory (an absolute path); it must match its manifest (size, sha256).
     type: path
   backup_label:
     description:
@@ -62,21 +75,31 @@ options:
     type: str
   s3_bucket:
     description:
-      - Restore the newest valid backup stored in this bucket under O(s3_prefix). It is downloaded,
-        and its size and sha256 must match its manifest (a mismatching copy is refused).
+      - Restore the newest backup stored in this bucket under O(s3_prefix). It is downloaded, and its size and
+        sha256 must match its manifest (a mismatching copy fails the drill).
     type: str
   download_dir:
     description:
-      - Where a backup from S3 is downloaded. Default a temporary directory, removed afterwards.
+      - Where a backup from S3 is downloaded (an absolute path). Default a temporary directory, removed afterwards.
+    type: path
+  state_dir:
+    description:
+      - Directory of the state file a run writes before it creates its scratch database and removes after the
+        drop (C(.hunter_ops_drill-<run id>.json)); the next run reads it to report and drop what a killed run left.
+      - Default O(backup_dir), the directory of O(backup_path), else O(download_dir), else the system's temporary
+        directory. When it cannot be written the drill goes on and says so in the evidence.
     type: path
   scratch_prefix:
     description:
-      - Prefix of the scratch database name; also how leftovers of earlier runs are recognised.
+      - Prefix of the scratch database name (a lower-case identifier of at most 38 characters); also how leftovers
+        of earlier runs are recognised.
     type: str
     default: restore_drill
   scratch_name:
     description:
-      - Use this scratch database name instead of C(<scratch_prefix>_<timestamp>). It must not exist.
+      - Use this scratch database name instead of C(<scratch_prefix>_<timestamp>_<run id>). It must not exist, and
+        must be a lower-case identifier (letters, digits, C(_)); anything a client could read as a connection
+        string (C(dbname=hunter)) is refused.
     type: str
   protected_names:
     description:
@@ -87,8 +110,9 @@ options:
     default: []
   leftover_max_age:
     description:
-      - Seconds after which a scratch database of this prefix (its age read from its name) counts as
-        the leftover of a crashed run and is dropped. Younger ones may belong to a drill running now.
+      - Only for untagged scratch databases of this prefix (C(<prefix>_<YYYYmmdd_HHMMSS>), left by versions before
+        the owner tag) - seconds after which one with no session is dropped as a leftover. Tagged ones are dropped
+        when their owner is gone, whatever their age.
     type: int
     default: 3600
   tables:
@@ -167,7 +191,7 @@ EXAMPLES = r'''
     production_size: 40GB
   register: drill
 
-- name: Drill from S3 (newest valid backup under the prefix)
+- name: Drill from S3 (the newest backup under the prefix)
   hunter.ops.pg_restore_dryrun:
     s3_bucket: hunter-backups
     s3_prefix: prod/
@@ -183,15 +207,24 @@ checks:
   type: dict
   sample:
     RESTORE-DRYRUN:
-      status: pass
-      message: "backup_pre_v1.0_20261128_020000.dump restored into restore_drill_20261128_021500: 2 tables, 2 row counts equal the manifest; scratch dropped"
-      evidence: {scratch_database: restore_drill_20261128_021500, counts: {public.companies: {expected: 50, restored: 50}}}
+      status: fail
+      message: "backup_pre_v1.0_20261128_020000.sql restored into restore_drill_20261128_021500_3f9a0c12 but differs
+        from its manifest: missing after restore: 1 view (public.company_summary), 1 foreign key
+        (public.domain_signals.domain_signals_company_id_fkey); scratch dropped"
+      evidence: {scratch_database: restore_drill_20261128_021500_3f9a0c12,
+                 counts: {public.companies: {expected: 50, restored: 50}},
+                 schema: {missing: {views: [public.company_summary]}}}
     RESTORE-RTO:
       status: pass
-      message: "restore took 2.1 s, projected 4 min 10 s for the production size; target 15 min 00 s"
-      evidence: {restore_s: 2.1, target_s: 900, projected_s: 250.0}
+      message: "restore 2.1 s, end to end 3.0 s; projected for the production size: restore 4 min 10 s, end to end
+        5 min 02 s; target 15 min 00 s"
+      evidence: {restore_s: 2.1, end_to_end_s: 3.0, target_s: 900, projected_s: 250.0, end_to_end_projected_s: 302.0}
+run_id:
+  description: This run's id (in the scratch name, the owner tag and the name of its sessions).
+  returned: always
+  type: str
 backup:
-  description: The backup restored (name, path, source, format, size_bytes, sha256, database).
+  description: The backup tested (name, path, source, format, size_bytes, sha256, database, manifest_version).
   returned: when a backup was selected
   type: dict
 scratch_database:
@@ -203,529 +236,62 @@ scratch_dropped:
   returned: always
   type: bool
 leftovers_dropped:
-  description: Scratch databases of earlier runs dropped (or to drop, in check mode), with their age.
+  description: Scratch databases of earlier runs whose owner is gone, dropped (or to drop, in check mode), with the
+    reason, their age and size.
+  returned: always
+  type: list
+  elements: dict
+leftovers_left:
+  description: Scratch databases of this prefix left alone, with the reason (e.g. their drill is running).
+  returned: always
+  type: list
+  elements: dict
+earlier_runs_died:
+  description: Earlier runs whose state file remained in O(state_dir) (killed outright), and what became of their
+    scratch database.
   returned: always
   type: list
   elements: dict
 verification:
-  description: Tables missing or unexpected, row counts compared, mismatches by table.
+  description: Tables missing or unexpected, row counts compared, mismatches by table, and the schema comparison.
   returned: when the restore finished
   type: dict
 rto:
-  description: Restore duration, target, sizes, throughput and the projection for the production size.
+  description: Restore and end-to-end durations (with the phases), target, sizes, throughput and both projections
+    for the production size.
   returned: when the restore finished
   type: dict
 '''
 
-import os
-import shutil
-import signal
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import sys
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.common.text.formatters import human_to_bytes
 
-from ansible_collections.hunter.ops.plugins.module_utils import backup, backup_s3, pg, s3, secret
-from ansible_collections.hunter.ops.plugins.module_utils import restore_drill as rules
-from ansible_collections.hunter.ops.plugins.module_utils.pg_dump import TABLES_SQL, ClientTools, describe
-from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_text
-from ansible_collections.hunter.ops.plugins.module_utils.restore_exec import (
-    RestoreError, restore_stages, run_restore)
-from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, PASS, SKIP, WARN, Stopwatch, check_item
+from ansible_collections.hunter.ops.plugins.module_utils import backup_s3, pg, s3, secret
+from ansible_collections.hunter.ops.plugins.module_utils import restore_rules as rules
+from ansible_collections.hunter.ops.plugins.module_utils import schema_inventory
+from ansible_collections.hunter.ops.plugins.module_utils.restore_drill import Drill, validate_settings
+from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, PASS, SKIP, WARN, check_item
 from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError
 
 DRYRUN = "RESTORE-DRYRUN"
 RTO = "RESTORE-RTO"
 MAX_LISTED_TABLES = 50
+STEP_WORDS = {"server": "server %s", "prepare": "cannot restore %s", "create": "creating the scratch database for %s",
+              "restore": "restore of %s", "verify": "verification of %s"}
 
 
-class Interrupted(Exception):
-    """The module received SIGTERM/SIGINT/SIGHUP; cleanup runs, then the module fails."""
-
-    def __init__(self, signum):
-        super(Interrupted, self).__init__("interrupted by signal %d" % signum)
-        self.signum = signum
-
-
-class DrillRefused(Exception):
-    """A safety rule refuses the run (a configuration error); str() names the rule."""
-
-
-class NoValidBackup(Exception):
-    """No backup to restore: a check finding, reported as RESTORE-DRYRUN fail."""
-
-
-def _quote_ident(name):
-    return '"%s"' % name.replace('"', '""')
-
-
-def _settings(params):
-    """Validated settings; raises ParameterError naming the option."""
-    out = {}
-    sources = [k for k in ("backup_path", "backup_dir", "s3_bucket") if params.get(k)]
-    if len(sources) != 1:
-        raise ParameterError("backup_path", "give exactly one of backup_path, backup_dir, s3_bucket (got %s)"
-                             % (", ".join(sources) or "none"))
-    out["source"] = {"backup_path": "path", "backup_dir": "local", "s3_bucket": "s3"}[sources[0]]
-    if params.get("backup_path") and not os.path.exists(params["backup_path"]):
-        raise ParameterError("backup_path", "%s does not exist" % params["backup_path"])
-    if params.get("backup_dir") and not os.path.isdir(params["backup_dir"]):
-        raise ParameterError("backup_dir", "directory %s does not exist" % params["backup_dir"])
-    out["prefix"] = rules.validate_prefix("scratch_prefix", params["scratch_prefix"])
-    if params.get("scratch_name") is not None and not str(params["scratch_name"]).strip():
-        raise ParameterError("scratch_name", "must not be empty")
-    if params["restore_timeout"] < 1:
-        raise ParameterError("restore_timeout", "must be at least 1 second, got %d" % params["restore_timeout"])
-    if params["leftover_max_age"] < 0:
-        raise ParameterError("leftover_max_age", "must be 0 or more seconds, got %d" % params["leftover_max_age"])
-    if params["jobs"] < 0:
-        raise ParameterError("jobs", "must be 0 (auto) or more, got %d" % params["jobs"])
-    out["jobs"] = params["jobs"] or max(1, min(8, os.cpu_count() or 1))
-    if params["rto_target_minutes"] <= 0:
-        raise ParameterError("rto_target_minutes", "must be greater than 0, got %s" % params["rto_target_minutes"])
-    out["rto_target_s"] = float(params["rto_target_minutes"]) * 60.0
-    out["production_size"] = None
-    if params.get("production_size") not in (None, ""):
-        try:
-            out["production_size"] = int(human_to_bytes(str(params["production_size"]).replace(" ", "")))
-        except (ValueError, TypeError):
-            raise ParameterError("production_size", "must be bytes or a size like 40GB, got %r"
-                                 % (params["production_size"],))
-    if params.get("pg_bin_dir") and not os.path.isdir(params["pg_bin_dir"]):
-        raise ParameterError("pg_bin_dir", "directory %s does not exist" % params["pg_bin_dir"])
-    out["admin"] = pg.connect_kwargs(params, dbname=params.get("db_name") or "postgres")
-    return out
-
-
-class Drill(object):
-    """One run: select, refuse or proceed, restore, verify, always drop."""
-
-    def __init__(self, module, settings):
-        self.module = module
-        self.params = module.params
-        self.s = settings
-        self.admin = settings["admin"]
-        self.secrets = secret.protect(module)
-        self.selected = None          # dict(path, name, manifest, source, ...)
-        self.scratch = None           # name chosen
-        self.created = False          # we created it: only then may we drop it
-        self.dropped = False
-        self.drop_error = None
-        self.leftovers = []
-        self.pipeline = None
-        self.tmpdir = None
-        self.evidence = {}
-        self.result = {"changed": False, "scratch_dropped": True, "leftovers_dropped": []}
-
-    # -- helpers ---------------------------------------------------------------------------
-    def _redact(self, text):
-        return redact_text(text, self.secrets)
-
-    def _long_kwargs(self, dbname):
-        """Connection for counting and dropping: bounded by restore_timeout, not db_statement_timeout."""
-        kwargs = dict(self.admin, dbname=dbname)
-        kwargs["options"] = "-c statement_timeout=%d" % (self.params["restore_timeout"] * 1000)
-        return kwargs
-
-    def _server(self):
-        return "%s:%s" % (self.admin.get("host", "(local socket)"), self.admin.get("port", 5432))
-
-    # -- 1. the backup -------------------------------------------------------------------------
-    def select_backup(self):
-        source = self.s["source"]
-        if source == "path":
-            path = backup.backup_path_of(self.params["backup_path"])
-            try:
-                manifest = backup.load_manifest(path)
-            except backup.ManifestError as err:
-                raise NoValidBackup("backup %s is not valid: %s" % (os.path.basename(path), err))
-            problems = backup.verify_backup(path, manifest)
-            if problems:
-                raise NoValidBackup("backup %s is not valid: %s" % (os.path.basename(path), "; ".join(problems)))
-            self.selected = dict(path=path, name=os.path.basename(path), manifest=manifest)
-        elif source == "local":
-            skipped = []
-            found = backup.newest_valid_backup(self.params["backup_dir"], database=self.params.get("source_database"),
-                                               label=self.params.get("backup_label"), skipped=skipped)
-            if found is None:
-                raise self._no_valid_backup(self.params["backup_dir"], skipped)
-            found["skipped"] = skipped
-            self.selected = found
-        else:
-            self.selected = self._fetch_from_s3()
-        self.selected["source"] = source
-        if self.selected.get("skipped"):
-            # newer backups that are not valid: BACKUP-VALID owns them, the drill shows them
-            self.evidence["backups_skipped"] = self.selected["skipped"][:10]
-        manifest = self.selected["manifest"]
-        info = dict(name=self.selected["name"], path=self.selected["path"], source=source,
-                    format=manifest.get("format"), compression=(manifest.get("compression") or {}).get("method"),
-                    size_bytes=manifest.get("size_bytes"), sha256=manifest.get("sha256"),
-                    sha256_verified=not (source == "s3" and self.module.check_mode),
-                    database=manifest.get("database"), started_at=manifest.get("started_at"),
-                    server_version=manifest.get("server_version"))
-        if self.selected.get("s3_key"):
-            info["s3"] = "s3://%s/%s" % (self.params["s3_bucket"], self.selected["s3_key"])
-        self.result["backup"] = info
-        self.evidence["backup"] = info
-
-    def _fetch_from_s3(self):
-        """The newest backup under the S3 prefix whose download matches its manifest (size, sha256)."""
-        p = self.params
-        try:
-            client, bucket, prefix = backup_s3.s3_client_from_params(p)
-            items = backup_s3.stored_backups(client, bucket, prefix, database=p.get("source_database"))
-            where = "s3://%s/%s" % (bucket, prefix)
-            skipped = []
-            for item in items:
-                if p.get("backup_label") and backup.parse_backup_name(item["name"])["label"] != p["backup_label"]:
-                    continue
-                manifest = item["manifest"]
-                problems = [item["manifest_error"]] if manifest is None else []
-                if not problems and item["size_bytes"] != manifest.get("size_bytes"):
-                    problems = ["%d bytes stored, manifest says %s" % (item["size_bytes"], manifest.get("size_bytes"))]
-                if not problems and self.module.check_mode:
-                    # no download in check mode: the sha256 is checked when the drill runs
-                    return dict(path=os.path.join(p.get("download_dir") or "<temporary directory>", item["name"]),
-                                name=item["name"], manifest=manifest, s3_key=item["key"], skipped=skipped)
-                if not problems:
-                    path = s3.download(client, bucket, item, self._download_dir())
-                    problems = backup.verify_backup(path, manifest)   # the bytes we got, not S3's metadata
-                    if not problems:
-                        return dict(path=path, name=item["name"], manifest=manifest, s3_key=item["key"],
-                                    skipped=skipped)
-                    backup.remove_path(path)
-                skipped.append(dict(name=item["name"], problem="; ".join(problems)))
-        except s3.S3Error as err:
-            raise NoValidBackup(self._redact(str(err)))
-        raise self._no_valid_backup(where, skipped)
-
-    def _no_valid_backup(self, where, skipped):
-        self.evidence["backups_skipped"] = skipped[:10]
-        if not skipped:
-            return NoValidBackup("no backup found in %s" % where)
-        return NoValidBackup("no valid backup in %s (%d found, none matching its manifest): %s" % (
-            where, len(skipped), "; ".join("%s: %s" % (i["name"], i["problem"]) for i in skipped[:3])))
-
-    def _download_dir(self):
-        """A private directory for downloads (under download_dir when set), removed by cleanup()."""
-        if self.tmpdir is None:
-            parent = self.params.get("download_dir")
-            if parent and not os.path.isdir(parent):
-                os.makedirs(parent, 0o700)
-            self.tmpdir = tempfile.mkdtemp(prefix="restore_drill_", dir=parent or None)
-        return self.tmpdir
-
-    # -- 2. server, leftovers, name --------------------------------------------------------------
-    def inspect_server(self):
-        """Refusals that need the server (names), the leftovers to drop, the scratch name."""
-        manifest = self.selected["manifest"]
-        source_db = manifest.get("database")
-        protected = rules.protected_set(self.params["protected_names"], source_db)
-        rows = pg.query(self.admin, "SELECT datname FROM pg_catalog.pg_database")
-        existing = set(r[0] for r in rows)
-        now = rules.utcnow()
-        self.leftovers = rules.leftovers(existing, self.s["prefix"], now, self.params["leftover_max_age"], protected)
-        if self.params.get("scratch_name"):
-            name = self.params["scratch_name"]
-        else:
-            name = rules.scratch_name(self.s["prefix"], now)
-            attempt = 0
-            while name in existing and attempt < 20:   # a drill started within the same second
-                attempt += 1
-                name = rules.scratch_name(self.s["prefix"], now, attempt)
-        why = rules.refuse_name(name, source_db, self.params["protected_names"])
-        if why:
-            raise DrillRefused(why)
-        if name in existing and name not in [leftover[0] for leftover in self.leftovers]:
-            raise DrillRefused("scratch database %r already exists on %s; the drill only drops databases it "
-                               "created" % (name, self._server()))
-        self.scratch = name
-        self.result["scratch_database"] = name
-        self.evidence.update(server=pg.describe(self.admin), scratch_database=name)
-
-    def sweep_leftovers(self):
-        for name, age in self.leftovers:
-            entry = dict(name=name, age_s=age)
-            if self.module.check_mode:
-                self.result["changed"] = True   # what the run would do
-            else:
-                try:
-                    self._drop(name)
-                    entry["dropped"] = True
-                    self.result["changed"] = True
-                except pg.PgError as err:
-                    entry["dropped"] = False
-                    entry["error"] = self._redact(str(err))
-            self.result["leftovers_dropped"].append(entry)
-        if self.leftovers:
-            self.evidence["leftovers"] = self.result["leftovers_dropped"]
-
-    def _drop(self, name):
-        # WITH (FORCE) ends sessions still attached (a killed restore's backends); PostgreSQL 13+.
-        pg.query(self._long_kwargs(self.admin.get("dbname")),
-                 "DROP DATABASE IF EXISTS %s WITH (FORCE)" % _quote_ident(name))
-
-    # -- 3. create, restore -----------------------------------------------------------------------
-    def create_scratch(self):
-        """CREATE DATABASE; a generated name taken meanwhile by a concurrent drill gets the next suffix."""
-        for attempt in range(1, 21):
-            try:
-                pg.query(self.admin, "CREATE DATABASE %s TEMPLATE template0" % _quote_ident(self.scratch))
-                self.created = True
-                return
-            except pg.PgError as err:
-                if self.params.get("scratch_name") or "already exists" not in str(err):
-                    raise
-            base = rules.scratch_created_at(self.scratch, self.s["prefix"])
-            self.scratch = rules.scratch_name(self.s["prefix"], base, attempt)
-            self.result["scratch_database"] = self.evidence["scratch_database"] = self.scratch
-        raise pg.PgError("no free scratch database name after 20 attempts")
-
-    def stages(self):
-        """The restore pipeline into the scratch database (recorded as evidence); raises RestoreError."""
-        stages = restore_stages(self.selected["path"], self.selected["manifest"], self.scratch,
-                                jobs=self.s["jobs"], bin_dir=self.params.get("pg_bin_dir"))
-        self.evidence["restore_command"] = " | ".join(describe(stage) for stage in stages)
-        return stages
-
-    def restore(self, stages):
-        env = ClientTools(libpq_env=pg.libpq_env(dict(self.admin, dbname=self.scratch))).env()
-
-        def keep(pipeline):
-            self.pipeline = pipeline
-        try:
-            return run_restore(stages, env, self.params["restore_timeout"], on_start=keep, secrets=self.secrets)
-        finally:
-            self.pipeline = None
-
-    # -- 4. verify ------------------------------------------------------------------------------------
-    def verify(self):
-        manifest_tables = self.selected["manifest"].get("tables") or {}
-        kwargs = self._long_kwargs(self.scratch)
-        rows = pg.query(kwargs, TABLES_SQL)
-        restored = dict(("%s.%s" % (s, t), (s, t)) for s, t in rows)
-        counted = rules.tables_to_count(manifest_tables, self.params["tables"])
-        counts = self._count(kwargs, [(name, restored[name]) for name in counted if name in restored])
-        size = pg.query(kwargs, "SELECT pg_catalog.pg_database_size(current_database())")[0][0]
-        rows_counted = self.selected["manifest"].get("rows_counted", True) is not False and bool(manifest_tables)
-        return rules.verify(manifest_tables, restored, counts, counted, rows_counted), int(size or 0)
-
-    def _count(self, kwargs, tables):
-        """Exact row counts, over up to `jobs` connections at once."""
-        if not tables:
-            return {}
-        workers = max(1, min(self.s["jobs"], len(tables)))
-        chunks = [tables[i::workers] for i in range(workers)]
-
-        def count_chunk(chunk):
-            out = {}
-            conn = pg.connect(kwargs)
-            try:
-                with conn.cursor() as cur:
-                    for name, (schema, table) in chunk:
-                        cur.execute("SELECT count(*) FROM %s.%s" % (_quote_ident(schema), _quote_ident(table)))
-                        out[name] = cur.fetchone()[0]
-            except Exception as err:  # pylint: disable=broad-except
-                raise pg.PgError(pg.error_text(err, kwargs))
-            finally:
-                conn.close()
-            return out
-        counts = {}
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for part in pool.map(count_chunk, chunks):
-                counts.update(part)
-        return counts
-
-    # -- 5. always: drop --------------------------------------------------------------------------------
-    def cleanup(self):
-        """Stop a running restore, drop the scratch database if we created it, remove downloads.
-
-        Never raises; safe to call more than once."""
-        previous = {}
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            previous[sig] = signal.signal(sig, signal.SIG_IGN)   # a second signal must not cut the drop
-        try:
-            if self.pipeline is not None:
-                self.pipeline.kill()
-            if self.created and not self.dropped:
-                try:
-                    self._drop(self.scratch)
-                    self.dropped = True
-                except pg.PgError as err:
-                    self.drop_error = self._redact(str(err))
-            if self.tmpdir:
-                shutil.rmtree(self.tmpdir, ignore_errors=True)
-                self.tmpdir = None
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        gone = not self.created or self.dropped
-        self.result["scratch_dropped"] = gone
-        if not gone:
-            self.result["changed"] = True   # we leave a database behind: the server changed
-        self.evidence["scratch_dropped"] = gone
-
-
-def _rto_item(drill, restore_s, db_bytes):
-    manifest = drill.selected["manifest"]
-    target = drill.s["rto_target_s"]
-    backup_bytes = manifest.get("size_bytes")
-    if drill.s["production_size"] is not None:
-        prod, basis, measured = drill.s["production_size"], "production_size (database size)", db_bytes
-    elif manifest.get("database_size_bytes"):
-        prod, basis, measured = manifest["database_size_bytes"], "manifest database_size_bytes", db_bytes
-    else:
-        prod, basis, measured = backup_bytes, "manifest size_bytes (backup size)", backup_bytes
-    projection = rules.project_rto(restore_s, measured, prod)
-    status, message = rules.rto_verdict(restore_s, projection["projected_s"], target)
-    if projection["throughput_bytes_per_s"]:
-        message += " (backup %s, %s restored at %s/s; production %s from %s)" % (
-            rules.format_bytes(backup_bytes), rules.format_bytes(db_bytes),
-            rules.format_bytes(projection["throughput_bytes_per_s"]), rules.format_bytes(prod), basis)
-    rto = dict(restore_s=round(restore_s, 2), target_s=target, backup_size_bytes=backup_bytes,
-               backup_size=rules.format_bytes(backup_bytes), restored_database_bytes=db_bytes,
-               restored_database_size=rules.format_bytes(db_bytes), jobs=drill.s["jobs"],
-               format=manifest.get("format"), production_size_bytes=prod,
-               production_size=rules.format_bytes(prod), projection_basis=basis,
-               throughput_bytes_per_s=projection["throughput_bytes_per_s"],
-               throughput=(rules.format_bytes(projection["throughput_bytes_per_s"]) + "/s")
-               if projection["throughput_bytes_per_s"] else None,
-               projected_s=projection["projected_s"],
-               projected=rules.format_duration(projection["projected_s"]))
-    return check_item(status, message, rto), rto
-
-
-def _summary(drill, outcome):
-    """RESTORE-DRYRUN status and message once the restore finished."""
-    manifest_tables = drill.selected["manifest"].get("tables") or {}
-    compared = outcome["compared"]
-    drill.evidence.update(
-        tables={"expected": len(manifest_tables), "restored": outcome["restored_tables"],
-                "missing": outcome["missing"], "unexpected": outcome["unexpected"]},
-        counts=dict((t, compared[t]) for t in sorted(compared)[:MAX_LISTED_TABLES]),
-        counts_compared=len(compared))
-    if outcome["mismatches"]:
-        drill.evidence["mismatches"] = outcome["mismatches"]
-    if not outcome["ok"]:
-        return FAIL, "%s restored into %s but differs from its manifest: %s" % (
-            drill.selected["name"], drill.scratch, "; ".join(outcome["problems"]))
-    message = "%s restored into %s: %d tables as in the manifest, exact row counts equal for %d (%s)" % (
-        drill.selected["name"], drill.scratch, len(manifest_tables), len(compared),
-        ", ".join(sorted(compared)[:5]) + (", ..." if len(compared) > 5 else ""))
-    # Newer backups were invalid: the drill passed, but not on the latest backup.
-    return (WARN if drill.evidence.get("backups_skipped") else PASS), message
-
-
-def _notes(drill):
-    """Trailing facts every RESTORE-DRYRUN message carries: the cleanup, leftovers, skipped backups."""
-    notes = []
-    if drill.created:
-        notes.append("scratch dropped" if drill.dropped else "scratch NOT dropped: %s" % drill.drop_error)
-    dropped = [e["name"] for e in drill.result["leftovers_dropped"] if e.get("dropped")]
-    if dropped:
-        notes.append("dropped %d leftover(s) of earlier runs: %s" % (len(dropped), ", ".join(dropped)))
-    failed = [e["name"] for e in drill.result["leftovers_dropped"] if e.get("dropped") is False]
-    if failed:
-        notes.append("could not drop leftover(s) %s" % ", ".join(failed))
-    skipped = drill.evidence.get("backups_skipped") or []
-    if skipped and drill.selected:
-        notes.append("%d newer backup(s) skipped as invalid (%s)" % (len(skipped), skipped[0]["name"]))
-    return "".join("; " + n for n in notes)
-
-
-def run(module, settings):
-    drill = Drill(module, settings)
-    result = drill.result
-    watch = Stopwatch().__enter__()
-
-    def finish(dry_status, dry_message, rto_item=None, failed_msg=None):
-        drill.cleanup()   # idempotent: the scratch database, a running restore, downloads
-        if drill.created and not drill.dropped:
-            dry_status = FAIL
-        dry_message += _notes(drill)
-        if dry_status == SKIP:
-            rto_item = check_item(SKIP, dry_message, {"target_s": settings["rto_target_s"]})
-        elif rto_item is None:
-            rto_item = check_item(FAIL, "no restore time: the drill did not complete a restore (see RESTORE-DRYRUN)",
-                                  {"target_s": settings["rto_target_s"]})
-        result["checks"] = {DRYRUN: check_item(dry_status, dry_message, drill.evidence,
-                                               duration_ms=watch.elapsed_ms()),
-                            RTO: rto_item}
-        if failed_msg:
-            module.fail_json(msg=failed_msg, **result)
-        module.exit_json(**result)
-
-    why = rules.refuse_server(settings["admin"].get("host"), module.params["production_hosts"],
-                              module.params["host_in_production"], module.params["allow_production"])
-    if why:
-        module.fail_json(msg=why, **result)
-
-    def on_signal(signum, frame):
-        raise Interrupted(signum)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-
-    try:
-        try:
-            drill.select_backup()
-            drill.inspect_server()
-        except DrillRefused as err:
-            drill.cleanup()
-            module.fail_json(msg=str(err), **result)
-        except NoValidBackup as err:
-            finish(FAIL, str(err))
-        except pg.PgError as err:
-            finish(FAIL, "server %s: %s" % (drill._server(), drill._redact(str(err))))
-
-        try:
-            drill.stages()   # tools present, command known, before anything is created
-        except RestoreError as err:
-            finish(FAIL, "cannot restore %s: %s" % (drill.selected["name"], err))
-
-        drill.sweep_leftovers()
-        if module.check_mode:
-            finish(SKIP, "check mode: would restore %s into %s on %s, verify, and drop it%s" % (
-                drill.selected["name"], drill.scratch, drill._server(),
-                " (after dropping leftovers %s)" % ", ".join(leftover[0] for leftover in drill.leftovers) if drill.leftovers else ""))
-
-        restore_s = None
-        try:
-            drill.create_scratch()
-            restore_s = drill.restore(drill.stages())
-            drill.evidence["restore_s"] = round(restore_s, 2)
-            with Stopwatch() as verify_watch:
-                outcome, data_bytes = drill.verify()
-            drill.evidence["verify_s"] = round(verify_watch.ms / 1000.0, 2)
-        except RestoreError as err:
-            finish(FAIL, "restore of %s into %s failed: %s" % (drill.selected["name"], drill.scratch,
-                                                               drill._redact(str(err))))
-        except pg.PgError as err:
-            step = "restore" if restore_s is None else "verification"
-            finish(FAIL, "%s of %s into %s failed: %s" % (step, drill.selected["name"], drill.scratch or "scratch",
-                                                          drill._redact(str(err))))
-        drill.cleanup()
-        result["verification"] = outcome
-        rto_item, result["rto"] = _rto_item(drill, restore_s, data_bytes)
-        status, message = _summary(drill, outcome)
-        finish(status, message, rto_item=rto_item)
-    except Interrupted as err:
-        drill.cleanup()
-        note = _notes(drill)
-        finish(FAIL, "drill %s" % err, failed_msg="restore drill %s%s" % (err, note))
-
-
-def main():
-    argument_spec = pg.pg_argument_spec()
-    argument_spec.update(backup_s3.s3_argument_spec())
-    argument_spec.update(
+def argument_spec():
+    spec = pg.pg_argument_spec()
+    spec.update(backup_s3.s3_argument_spec())
+    spec.update(
         db_name=dict(type="str", default="postgres"),
         backup_path=dict(type="path"),
         backup_dir=dict(type="path"),
         backup_label=dict(type="str"),
         source_database=dict(type="str"),
         download_dir=dict(type="path"),
+        state_dir=dict(type="path"),
         scratch_prefix=dict(type="str", default="restore_drill"),
         scratch_name=dict(type="str"),
         protected_names=dict(type="list", elements="str", default=[]),
@@ -740,15 +306,230 @@ def main():
         allow_production=dict(type="bool", default=False),
         pg_bin_dir=dict(type="path"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    return spec
+
+
+# -- RESTORE-DRYRUN ----------------------------------------------------------------------------
+
+def _notes(drill):
+    """Trailing facts every RESTORE-DRYRUN message carries: the cleanup and the leftovers."""
+    notes = []
+    if drill.created:
+        notes.append("scratch dropped" if drill.dropped else "scratch database %s NOT dropped (it remains on %s): %s"
+                     % (drill.scratch, drill.server(), drill.drop_error))
+    leftovers = drill.leftovers_report()
+    dropped = [e for e in leftovers if e.get("dropped")]
+    if dropped:
+        notes.append("dropped %d leftover(s) of earlier runs whose drill is gone: %s" % (len(dropped), ", ".join(
+            "%s (%s)" % (e["name"], rules.format_bytes(e["size_bytes"])) if e.get("size_bytes") is not None
+            else e["name"] for e in dropped)))
+    failed = [e["name"] for e in leftovers if e.get("dropped") is False]
+    if failed:
+        notes.append("could not drop leftover(s) %s" % ", ".join(failed))
+    for run in drill.died_report():
+        notes.append("an earlier drill died (run %s, pid %s, started %s): its scratch database %s %s" % (
+            run["run_id"], run["pid"], run["started_at"], run["scratch"], run["outcome"]))
+    return "".join("; " + n for n in notes)
+
+
+def _schema_evidence(drill):
+    diff = drill.schema
+    if diff is None:
+        return {"compared": False, "reason": "manifest_version %s has no schema inventory"
+                % drill.selected["manifest"].get("manifest_version")}
+    out = dict((k, diff[k]) for k in ("compared", "missing", "unexpected", "different", "warnings", "not_compared",
+                                      "definitions_compared"))
+    return out
+
+
+def _not_compared(drill):
+    """Kinds the drill could not compare (an old manifest), or []."""
+    if drill.schema is None:
+        return list(schema_inventory.KINDS)
+    return list(drill.schema["not_compared"])
+
+
+def _finished(drill):
+    """RESTORE-DRYRUN status and message once the restore and the verification finished."""
+    outcome = drill.verification
+    manifest = drill.selected["manifest"]
+    manifest_tables = manifest.get("tables") or {}
+    compared = outcome["compared"]
+    drill.evidence.update(
+        tables={"expected": len(manifest_tables), "restored": outcome["restored_tables"],
+                "missing": outcome["missing"], "unexpected": outcome["unexpected"]},
+        counts=dict((t, compared[t]) for t in sorted(compared)[:MAX_LISTED_TABLES]),
+        counts_compared=len(compared), schema=_schema_evidence(drill))
+    if outcome["mismatches"]:
+        drill.evidence["mismatches"] = outcome["mismatches"]
+    problems = list(outcome["problems"])
+    if drill.schema is not None:
+        problems += schema_inventory.problems(drill.schema, manifest.get("schema"), drill.schema["restored"])
+    name, scratch = drill.selected["name"], drill.scratch
+    if problems:
+        return FAIL, "%s restored into %s but differs from its manifest: %s" % (name, scratch, "; ".join(problems))
+    message = "%s (the newest backup) restored into %s: %d tables with exact row counts as in the manifest" % (
+        name, scratch, len(compared))
+    status = PASS
+    skipped = _not_compared(drill)
+    if drill.schema is not None and drill.schema["compared"]:
+        message += ", schema as recorded (%s)" % ", ".join(
+            "%d %s" % (n, schema_inventory.noun(kind)[0 if n == 1 else 1])
+            for kind, n in sorted(drill.schema["compared"].items(), key=lambda kv: schema_inventory.KINDS.index(kv[0]))
+            if n)
+        if not drill.schema["definitions_compared"]:
+            message += "; definitions not compared (dumped from PostgreSQL %s, restored on %s)" % (
+                manifest.get("server_version"), drill.server_version_num)
+    if skipped:
+        status = WARN
+        message += "; not compared: %s (%s)" % (", ".join(k.replace("_", " ") for k in skipped),
+                                                "manifest_version %s has no schema inventory"
+                                                % manifest.get("manifest_version") if drill.schema is None
+                                                else "absent from the manifest")
+    if drill.schema is not None and drill.schema["warnings"]:
+        status = WARN
+        message += "; %s" % "; ".join("%s %s: %s" % (schema_inventory.noun(kind)[0], name_, why)
+                                      for kind, found in sorted(drill.schema["warnings"].items())
+                                      for name_, why in sorted(found.items()))
+    return status, message
+
+
+def _error_message(drill):
+    step, text = drill.error["step"], drill.error["message"]
+    if drill.interrupted:
+        return "drill %s" % text
+    name = drill.selected["name"] if drill.selected else None
+    if step == "select" or name is None:
+        return text
+    if step == "server":
+        return "server %s: %s" % (drill.server(), text)
+    what = STEP_WORDS.get(step, "%s") % name
+    if step in ("restore", "verify", "create") and drill.scratch:
+        what += " into %s" % drill.scratch
+    return "%s failed: %s" % (what, text) if step != "prepare" else "%s: %s" % (what, text)
+
+
+# -- RESTORE-RTO ----------------------------------------------------------------------------------
+
+def rto_item(drill, settings):
+    """RESTORE-RTO from a completed drill: restore alone and end to end, both projected."""
+    manifest = drill.selected["manifest"]
+    target = settings["rto_target_s"]
+    backup_bytes = manifest.get("size_bytes")
+    db_bytes = drill.restored_bytes
+    if settings["production_size"] is not None:
+        prod, basis, measured = settings["production_size"], "production_size (database size)", db_bytes
+    elif manifest.get("database_size_bytes"):
+        prod, basis, measured = manifest["database_size_bytes"], "manifest database_size_bytes", db_bytes
+    else:
+        prod, basis, measured = backup_bytes, "manifest size_bytes (backup size)", backup_bytes
+    timings = drill.timings
+    restore_s, end_to_end_s = timings["restore_s"], timings["end_to_end_s"]
+    projection = rules.project_rto(restore_s, measured, prod)
+    factor = float(prod) / float(measured) if prod and measured else None
+    projected_e2e = rules.project_end_to_end(timings, end_to_end_s, factor)
+    status, message = rules.rto_verdict(restore_s, end_to_end_s, projection["projected_s"], projected_e2e, target)
+    if projection["throughput_bytes_per_s"]:
+        message += " (backup %s, %s restored at %s/s; production %s from %s)" % (
+            rules.format_bytes(backup_bytes), rules.format_bytes(db_bytes),
+            rules.format_bytes(projection["throughput_bytes_per_s"]), rules.format_bytes(prod), basis)
+    phases = dict((k, timings[k]) for k in ("download_s", "sha256_s", "create_s", "restore_s", "verify_s", "drop_s")
+                  if k in timings)
+    rto = dict(restore_s=round(restore_s, 2), end_to_end_s=round(end_to_end_s, 2), phases_s=phases, target_s=target,
+               backup_size_bytes=backup_bytes, backup_size=rules.format_bytes(backup_bytes),
+               restored_database_bytes=db_bytes, restored_database_size=rules.format_bytes(db_bytes),
+               jobs=settings["jobs"], format=manifest.get("format"), production_size_bytes=prod,
+               production_size=rules.format_bytes(prod), projection_basis=basis,
+               throughput_bytes_per_s=projection["throughput_bytes_per_s"],
+               throughput=(rules.format_bytes(projection["throughput_bytes_per_s"]) + "/s")
+               if projection["throughput_bytes_per_s"] else None,
+               projected_s=projection["projected_s"], projected=rules.format_duration(projection["projected_s"]),
+               end_to_end_projected_s=projected_e2e, end_to_end_projected=rules.format_duration(projected_e2e))
+    return check_item(status, message, rto), rto
+
+
+# -- the run ------------------------------------------------------------------------------------------
+
+def result_of(drill, settings, check_mode=False):
+    """(result dict, failed message or None) for a drill that ran (module.exit_json/fail_json)."""
+    result = dict(changed=drill.changed, run_id=drill.run_id, scratch_dropped=not drill.created or drill.dropped,
+                  leftovers_dropped=drill.leftovers_report(), leftovers_left=drill.left_alone(),
+                  earlier_runs_died=drill.died_report())
+    if drill.selected:
+        result["backup"] = drill.evidence.get("backup")
+    if drill.scratch:
+        result["scratch_database"] = drill.scratch
+    if drill.sweep:
+        drill.evidence["leftovers"] = result["leftovers_dropped"] + result["leftovers_left"]
+    if drill.died:
+        drill.evidence["earlier_runs_died"] = result["earlier_runs_died"]
+    drill.evidence["timings_s"] = dict(drill.timings)
+    target = {"target_s": settings["rto_target_s"]}
+    failed_msg = None
+    rto = None
+    if drill.refused:
+        msg = drill.refused + _notes(drill)
+        result["checks"] = {DRYRUN: check_item(FAIL, msg, drill.evidence), RTO: check_item(FAIL, msg, target)}
+        return result, msg
+    if drill.error:
+        status, message = FAIL, _error_message(drill)
+        if drill.interrupted:
+            failed_msg = "restore drill %s%s" % (drill.error["message"], _notes(drill))
+    elif check_mode:
+        would_drop = [e["name"] for e in result["leftovers_dropped"]]
+        status, message = SKIP, "check mode: would restore %s into %s on %s, verify, and drop it%s" % (
+            drill.selected["name"], drill.scratch, drill.server(),
+            " (after dropping leftovers %s)" % ", ".join(would_drop) if would_drop else "")
+        result["changed"] = bool(would_drop)
+    else:
+        status, message = _finished(drill)
+        result["verification"] = dict(drill.verification, schema=drill.evidence.get("schema"))
+        rto, result["rto"] = rto_item(drill, settings)
+    if drill.created and not drill.dropped:
+        status = FAIL
+    message += _notes(drill)
+    if status == SKIP:
+        rto = check_item(SKIP, message, target)
+    elif rto is None:
+        rto = check_item(FAIL, "no restore time: the drill did not complete a restore (see RESTORE-DRYRUN)", target)
+    result["checks"] = {DRYRUN: check_item(status, message, drill.evidence,
+                                           duration_ms=drill.timings.get("end_to_end_s", 0) * 1000), RTO: rto}
+    return result, failed_msg
+
+
+def notify(text):
+    """A line on stderr that survives this process: Ansible shows it when the module dies."""
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    secrets = secret.protect(module)  # every form of the password and S3 keys, before anything can fail
     pg.require_psycopg(module)
     if module.params.get("s3_bucket") and not s3.HAS_BOTO3:
         module.fail_json(msg=missing_required_lib("boto3"))
     try:
-        settings = _settings(module.params)
+        settings = validate_settings(module.params)
     except ParameterError as err:
         module.fail_json(msg=str(err), changed=False)
-    run(module, settings)
+    why = rules.refuse_server(settings["admin"].get("host"), module.params["production_hosts"],
+                              module.params["host_in_production"], module.params["allow_production"])
+    if why:
+        module.fail_json(msg=why, changed=False, scratch_dropped=True, leftovers_dropped=[])
+    drill = Drill(module.params, settings, check_mode=module.check_mode, notify=notify,
+                  secrets=secrets)
+    try:
+        drill.run()
+    except Exception as err:  # pylint: disable=broad-except
+        # a bug, not a finding: the scratch database is already dropped (Drill.run's finally)
+        drill.error = dict(step=drill.step, message="unexpected %s: %s" % (type(err).__name__, drill._redact(err)))
+        result, failed_msg = result_of(drill, settings)
+        module.fail_json(msg="restore drill failed: %s" % result["checks"][DRYRUN]["message"], **result)
+    result, failed_msg = result_of(drill, settings, check_mode=module.check_mode)
+    if failed_msg:
+        module.fail_json(msg=failed_msg, **result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

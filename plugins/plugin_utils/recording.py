@@ -27,7 +27,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.hunter.ops.plugins.module_utils import secret
 from ansible_collections.hunter.ops.plugins.module_utils.checklist import MODULE_IDS
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_data
-from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, SKIP, STATUSES
+from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, NOTICE_PREFIX, SKIP, STATUSES
 from ansible_collections.hunter.ops.plugins.plugin_utils.secret_vars import secret_values_of
 
 CHECKS_FACT = "hunter_ops_checks"
@@ -60,6 +60,15 @@ def valid_item(item):
     return isinstance(item, dict) and item.get("status") in STATUSES
 
 
+def module_notices(result):
+    """The `hunter.ops notice:` lines a module printed on stderr before it died (the restore drill
+    names the scratch database it was creating): all that survives a module killed outright."""
+    stderr = result.get("module_stderr")
+    if not isinstance(stderr, str):
+        return []
+    return [line.strip() for line in stderr.splitlines() if line.startswith(NOTICE_PREFIX)][-3:]
+
+
 def items_of(result, ids):
     """Every ID of ``ids`` as an item: the module's own, or a failure saying why there is none."""
     result = result if isinstance(result, dict) else {}
@@ -67,14 +76,19 @@ def items_of(result, ids):
     reason = one_line(result.get("msg"))
     if reason.startswith("MODULE FAILURE"):
         # A crash: the last line of its stderr names it (an ImportError, the interpreter missing).
-        lines = [line for line in to_text(result.get("module_stderr") or "").splitlines() if line.strip()]
-        reason = "the check module crashed: %s" % (one_line(lines[-1]) if lines else reason)
+        lines = [line for line in to_text(result.get("module_stderr") or "").splitlines()
+                 if line.strip() and not line.startswith(NOTICE_PREFIX)]
+        reason = "the check module crashed: %s" % (
+            one_line(lines[-1]) if lines else "it died without an error message (rc %s)" % result.get("rc", "unknown"))
     if result.get("unreachable"):
         reason = "host unreachable: %s" % (reason or "no connection")
     elif result.get("skipped"):
         reason = "the check module was skipped: %s" % (reason or "no reason given")
     elif result.get("failed") or result.get("exception"):
         reason = reason or "the check module failed without a message"
+    notices = module_notices(result)
+    if notices:
+        reason = "%s; %s" % (reason, " ".join(notices))
     items = {}
     for check_id in ids:
         item = checks.get(check_id)

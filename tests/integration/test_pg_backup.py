@@ -10,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import stat
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from tests.harness import AnsibleHarness
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".ansible" / "collections"))
 from ansible_collections.hunter.ops.plugins.module_utils import backup as bk  # noqa: E402
 from ansible_collections.hunter.ops.plugins.module_utils.pg_dump import COUNT_SQL  # noqa: E402
+from ansible_collections.hunter.ops.plugins.module_utils.schema_inventory import KINDS  # noqa: E402
 
 NAME_RE = re.compile(r"^backup_(?P<label>[A-Za-z0-9._-]+)_\d{8}_\d{6}\.(sql|sql\.gz|sql\.zst|sql\.lz4|dump|dump\.zst|dump\.lz4|dir)$")
 
@@ -185,6 +187,11 @@ def test_every_format_round_trips_with_exact_counts(src, ansible, tmp_path, asse
         manifest = result["manifest"]
         assert manifest == bk.load_manifest(path)
         assert manifest["tables"] == expected
+        assert manifest["manifest_version"] == 2 and set(manifest["schema"]) == set(KINDS)
+        assert manifest["schema"]["constraints"]["public.domain_signals.domain_signals_company_id_fkey"] == {
+            "type": "foreign", "definition": "FOREIGN KEY (company_id) REFERENCES public.companies(id) ON DELETE CASCADE"}
+        assert manifest["schema"]["sequences"]["public.companies_id_seq"]["last_value"] == 50
+        assert "inventory_s" in result["checks"]["BACKUP-CMD"]["evidence"]["timings"]
         assert manifest["sha256"] == bk.backup_sha256(path) and manifest["size_bytes"] == bk.backup_size(path) > 0
         assert manifest["server_version"].startswith("15") and manifest["pg_dump_version"].startswith("15")
         assert manifest["verified"] is True and manifest["snapshot"]
@@ -256,6 +263,40 @@ def test_counts_match_the_dump_not_the_live_table_while_a_writer_inserts(src, an
     assert any("pg_dump" in line and "--snapshot=" in line for line in ps.lines), "ps never caught pg_dump"
     assert_no_secret("\n".join(ps.lines), src.password)
     assert_no_secret(result, src.password)
+
+
+# -- bounded lock waits -------------------------------------------------------------------------------------
+
+def test_a_locked_table_fails_the_backup_in_time_naming_the_table_and_the_holder(src, ansible, tmp_path):
+    """A session holds ACCESS EXCLUSIVE on a table (as a migration would) far longer than the lock
+    timeout: the backup fails after table_lock_timeout, not after the lock, and says who held it."""
+    backup_dir = tmp_path / "b"
+    holder = psycopg.connect(host=src.host, port=src.port, user=src.user, password=src.password,
+                             dbname=src.database, application_name="migrate-0042")
+    try:
+        holder.execute("LOCK TABLE signals_archive IN ACCESS EXCLUSIVE MODE")   # in its open transaction
+        pid = holder.info.backend_pid
+        for options in (dict(), dict(count_rows=False)):   # the counting session's wait, then pg_dump's own
+            began = time.monotonic()
+            result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(backup_dir),
+                                                                     label="x", table_lock_timeout=2, **options))
+            assert time.monotonic() - began < 30
+            assert result.get("failed"), options
+            msg = result["msg"]
+            assert msg.startswith("backup of hunter failed: waited 2 s for "), msg
+            assert ('pid %d holds ACCESS EXCLUSIVE on public.signals_archive (application "migrate-0042", user %s'
+                    % (pid, src.user)) in msg, msg
+            assert "(table_lock_timeout 2 s)" in msg and "partial output removed" in msg
+            lock_wait = result["checks"]["BACKUP-CMD"]["evidence"]["lock_wait"]
+            assert lock_wait["lock_holders"][0]["pid"] == pid and lock_wait["lock_holders"][0]["granted"] is True
+            assert result["checks"]["BACKUP-VALID"]["status"] == "fail"
+            assert backups_in(backup_dir) == [] and leftovers(backup_dir) == []
+        assert "Query was: LOCK TABLE public.signals_archive" in msg     # pg_dump --lock-wait-timeout said so
+    finally:
+        holder.close()
+    result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(backup_dir), label="x",
+                                                             table_lock_timeout=2))
+    assert not result.get("failed"), result.get("msg")
 
 
 # -- container mode with a stand-in `docker` ----------------------------------------------------------------
@@ -389,6 +430,30 @@ def test_concurrent_runs_wait_on_the_lock_then_fail_clearly(big_pg, tmp_path):
     first.join(300)
     assert not box["result"].get("check_task_failed"), box["result"].get("msg")
     assert backups_in(backup_dir) == [os.path.basename(box["result"]["backup"])]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_backup_removes_its_partial_output(big_pg, tmp_path, signum):
+    """The module stopped mid-dump (Ansible's timeout, cron, Ctrl-C): it fails saying so, and the
+    cleanup contract leaves neither a partial nor a backup behind."""
+    backup_dir = tmp_path / "b"
+    args = dict(conn_args(big_pg), backup_dir=str(backup_dir), label="x", format="plain-gzip", compression_level=9)
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    path.chmod(0o600)
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, str(repo / "plugins" / "modules" / "pg_backup.py"), str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(repo / ".ansible" / "collections")))
+    wait_for(lambda: backup_dir.exists() and any(n.endswith(".partial") and (backup_dir / n).stat().st_size > 0
+                                                 for n in os.listdir(backup_dir)), 120, "the dump to write")
+    proc.send_signal(signum)
+    out, _err = proc.communicate(timeout=60)
+    result = json.loads(out)
+    assert result["failed"] and "interrupted by signal %d" % signum in result["msg"]
+    assert "partial output removed" in result["msg"] and result["checks"]["BACKUP-CMD"]["status"] == "fail"
+    assert backups_in(backup_dir) == [] and leftovers(backup_dir) == []
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """Pure parts of the backup: names, manifests, checksums, listing, retention selection, the lock,
-the pg_backup plan (validation, compression), S3 checksums, cron entries and BACKUP-LOCATION."""
+the pg_backup plan (validation, compression, module_utils/backup_run.py), the lock-wait diagnosis,
+S3 checksums, cron entries and BACKUP-LOCATION."""
 import hashlib
 import json
 import re
@@ -14,7 +15,7 @@ from ansible_collections.hunter.ops.plugins.module_utils import backup_s3
 from ansible_collections.hunter.ops.plugins.module_utils import pg_dump
 from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError
 from ansible_collections.hunter.ops.plugins.modules import backup_location, backup_schedule
-from ansible_collections.hunter.ops.plugins.modules import pg_backup as mod
+from ansible_collections.hunter.ops.plugins.module_utils import backup_run as mod
 
 DAY = 86400.0
 
@@ -105,14 +106,24 @@ def test_verify_names_each_problem(tmp_path):
 
 @pytest.mark.parametrize("text,problem", [
     ("{", "not valid JSON"), ("[]", "JSON object"), ('{"manifest_version": 1}', "missing keys"),
-    (json.dumps(dict(manifest_version=2, backup="b", database="d", format="plain", compression={}, size_bytes=1,
+    (json.dumps(dict(manifest_version=3, backup="b", database="d", format="plain", compression={}, size_bytes=1,
                      sha256="x", tables={})), "not supported"),
+    (json.dumps(dict(manifest_version=2, backup="b", database="d", format="plain", compression={}, size_bytes=1,
+                     sha256="x", tables={})), "'schema' must be an object"),
     (json.dumps(dict(manifest_version=1, backup="b", database="d", format="tar", compression={}, size_bytes=1,
                      sha256="x", tables={})), "unknown format"),
 ])
 def test_bad_manifests_are_refused_with_the_reason(text, problem):
     with pytest.raises(bk.ManifestError, match=problem):
         bk.parse_manifest(text)
+
+
+def test_both_manifest_versions_are_read_and_version_2_carries_the_schema():
+    common = dict(backup="b", database="d", format="plain", compression={}, size_bytes=1, sha256="x", tables={})
+    assert "schema" not in bk.parse_manifest(json.dumps(dict(common, manifest_version=1)))
+    schema = {"views": {"public.v": "md5"}}
+    assert bk.parse_manifest(json.dumps(dict(common, manifest_version=2, schema=schema)))["schema"] == schema
+    assert bk.MANIFEST_VERSION == 2
 
 
 def test_directory_sha256_is_the_contract(tmp_path):
@@ -203,7 +214,7 @@ def test_second_lock_waits_then_fails_clearly(tmp_path):
 def params(**over):
     base = dict(format="directory", compression=None, compression_level=None, compressor="auto", jobs=0,
                 mode="direct", container=None, extra_options=[], label="pre_v1.0", db_name="hunter", timeout=60,
-                lock_timeout=5, backup_dir="/var/backups/hunter")
+                lock_timeout=5, table_lock_timeout=60, backup_dir="/var/backups/hunter")
     base.update(over)
     return base
 
@@ -234,6 +245,8 @@ def test_plain_with_gzip_is_plain_gzip_and_plain_defaults_to_no_compression():
     (dict(label="pre v1"), "label", "letters, digits"),
     (dict(db_name=""), "db_name", "required"),
     (dict(backup_dir="backups"), "backup_dir", "absolute path"),
+    (dict(table_lock_timeout=-1), "table_lock_timeout", "0 .no limit"),
+    (dict(extra_options=["--lock-wait-timeout=5"]), "extra_options", "--lock-wait-timeout is set by the module"),
 ])
 def test_bad_settings_name_the_parameter(over, param, text):
     with pytest.raises(ParameterError) as err:
@@ -340,3 +353,36 @@ def test_location_records_from_registered_results():
     assert not failed["verified"] and failed["message"] == "connect timeout"
     bare = backup_location.normalise(dict(failed=True, msg="unreachable host"))
     assert not bare["verified"] and bare["message"] == "unreachable host"
+
+
+# -- bounded lock waits: what the errors say ---------------------------------------------------------
+
+PG_DUMP_LOCK = ("pg_dump: error: query failed: ERROR:  canceling statement due to statement timeout "
+                "pg_dump: detail: Query was: LOCK TABLE public.companies IN ACCESS SHARE MODE")
+COUNT_LOCK = ("psql:<stdin>:13: ERROR:  canceling statement due to lock timeout "
+              "QUERY:  SELECT count(*) AS c FROM public.domain_signals")
+WORKER_LOCK = ('pg_dump: error: could not obtain lock on relation "public.events" This usually means that '
+               "someone requested an ACCESS EXCLUSIVE lock on the table after the pg_dump parent process")
+
+
+@pytest.mark.parametrize("text,relation", [(PG_DUMP_LOCK, "public.companies"), (COUNT_LOCK, "public.domain_signals"),
+                                           (WORKER_LOCK, "public.events"),
+                                           ("ERROR: canceling statement due to lock timeout", None)])
+def test_lock_waits_are_recognised_with_their_table(text, relation):
+    assert pg_dump.is_lock_wait(text)
+    assert pg_dump.locked_relation(text) == relation
+
+
+@pytest.mark.parametrize("text", ["pg_dump: error: connection to server failed", "canceling statement due to "
+                                  "statement timeout (Query was: SELECT 1)", "", None])
+def test_other_errors_are_not_lock_waits(text):
+    assert not pg_dump.is_lock_wait(text)
+
+
+def test_a_lock_holder_is_described_with_what_the_role_may_see():
+    holder = dict(pid=4242, granted=True, relation="public.companies", application="migrate", user="app",
+                  state="idle in transaction", xact_s=75)
+    assert pg_dump.describe_holder(holder) == ('pid 4242 holds ACCESS EXCLUSIVE on public.companies (application '
+                                               '"migrate", user app, idle in transaction, transaction open 75 s)')
+    hidden = dict(pid=7, granted=False, relation="public.x", application="", user="", state="", xact_s=None)
+    assert pg_dump.describe_holder(hidden) == "pid 7 awaits ACCESS EXCLUSIVE on public.x"

@@ -135,3 +135,20 @@ def test_items_are_scrubbed_of_the_hosts_secrets_before_they_become_facts():
     result = recording.record({}, TASK, {}, leaky, secrets=secrets)
     text = str(result["ansible_facts"]) + str(result["checks"])
     assert "HOPSMARK" not in text and "via process" in text
+
+
+def test_a_module_killed_outright_leaves_its_notices_in_the_items():
+    """The drill prints where its scratch database is before it creates it: the item names it."""
+    died = {"failed": True, "rc": -9, "msg": "MODULE FAILURE: No start of json char found\nSee stdout/stderr",
+            "module_stdout": "", "module_stderr": "warning: something\nhunter.ops notice: restore drill run 3f9a0c12 "
+                                                  "(pid 42) creates scratch database restore_drill_x on db:5432; if "
+                                                  "this run dies, the database may remain\n"}
+    item = recording.items_of(died, ["RESTORE-DRYRUN"])["RESTORE-DRYRUN"]
+    assert item["status"] == "fail"
+    assert item["message"].startswith("the check module crashed: warning: something; hunter.ops notice: restore drill")
+    assert "scratch database restore_drill_x on db:5432" in item["message"]
+    silent = dict(died, module_stderr="hunter.ops notice: run x creates scratch database d\n")
+    assert recording.items_of(silent, ["A"])["A"]["message"] == (
+        "the check module crashed: it died without an error message (rc -9); "
+        "hunter.ops notice: run x creates scratch database d")
+    assert recording.items_of({"failed": True, "msg": "x", "module_stderr": None}, ["A"])["A"]["message"] == "x"

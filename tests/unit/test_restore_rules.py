@@ -1,58 +1,14 @@
-"""Pure rules of the restore drill: scratch names, leftovers, refusals, verification diff, RTO."""
-import datetime
+"""Pure rules of the restore drill (module_utils/restore_rules.py): the production refusal, the
+table and row-count diff, RTO projections and verdicts, the restore command's target."""
+import os
 
 import pytest
 
-from ansible_collections.hunter.ops.plugins.module_utils import restore_drill as rules
-from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError
-
-UTC = datetime.timezone.utc
-NOW = datetime.datetime(2026, 11, 28, 2, 15, 0, tzinfo=UTC)
+from ansible_collections.hunter.ops.plugins.module_utils import pg, restore_exec
+from ansible_collections.hunter.ops.plugins.module_utils import restore_rules as rules
 
 
-# -- names and leftovers ----------------------------------------------------------------
-
-def test_scratch_name_is_prefix_and_utc_stamp_and_parses_back():
-    name = rules.scratch_name("restore_drill", NOW)
-    assert name == "restore_drill_20261128_021500"
-    assert rules.scratch_created_at(name, "restore_drill") == NOW
-    assert rules.scratch_name("restore_drill", NOW, attempt=1) == "restore_drill_20261128_021500_2"
-    assert rules.scratch_created_at("restore_drill_20261128_021500_2", "restore_drill") == NOW
-
-
-@pytest.mark.parametrize("name", ["restore_drill", "restore_drill_x", "restore_drill_20261328_021500",
-                                  "restore_drill_extra_20261128_021500", "hunter", "restore_drill_20261128_0215"])
-def test_names_that_are_not_scratch_databases_of_the_prefix(name):
-    assert rules.scratch_created_at(name, "restore_drill") is None
-
-
-def test_leftovers_only_of_the_prefix_older_than_the_limit_never_protected():
-    names = ["hunter", "postgres", "restore_drill_20261128_011500",   # 1 h old
-             "restore_drill_20261128_021000",                           # 5 min old: maybe a drill running now
-             "restore_drill_20261127_021500_3",                         # 1 day old
-             "other_20261101_000000", "restore_drill_20261101_000000"]
-    found = rules.leftovers(names, "restore_drill", NOW, 3600, rules.protected_set(
-        ["restore_drill_20261101_000000"], "hunter"))
-    assert found == [("restore_drill_20261127_021500_3", 86400), ("restore_drill_20261128_011500", 3600)]
-    assert [name for name, age in rules.leftovers(names, "restore_drill", NOW, 0, set())] == [
-        "restore_drill_20261101_000000", "restore_drill_20261127_021500_3",
-        "restore_drill_20261128_011500", "restore_drill_20261128_021000"]
-
-
-@pytest.mark.parametrize("prefix", ["Restore", "1drill", "drill-x", "", "a" * 45, "drill;drop"])
-def test_bad_prefix_names_the_parameter(prefix):
-    with pytest.raises(ParameterError) as err:
-        rules.validate_prefix("scratch_prefix", prefix)
-    assert str(err.value).startswith("scratch_prefix: ")
-
-
-def test_refused_names():
-    assert "source database" in rules.refuse_name("hunter", "hunter", [])
-    assert "protected" in rules.refuse_name("keep", "hunter", ["keep"])
-    for name in ("postgres", "template0", "template1"):
-        assert "protected" in rules.refuse_name(name, "hunter", [])
-    assert rules.refuse_name("restore_drill_20261128_021500", "hunter", ["keep"]) is None
-
+# -- the server -------------------------------------------------------------------------------
 
 def test_production_rule():
     prod = ["hunter-prod-db-1", "10.10.0.21"]
@@ -122,14 +78,26 @@ def test_projection_without_figures(duration, measured):
     assert rules.project_rto(duration, measured, 100) == {"throughput_bytes_per_s": None, "projected_s": None}
 
 
-def test_rto_verdicts():
-    status, message = rules.rto_verdict(21.5, 400.0, 900)
-    assert status == "pass" and "21.5 s" in message and "6 min 40 s" in message and "15 min 00 s" in message
-    status, message = rules.rto_verdict(21.5, 1200.0, 900)
-    assert status == "warn" and "20 min 00 s" in message
-    status, message = rules.rto_verdict(901, 901, 900)
-    assert status == "fail" and "over the RTO target" in message
-    assert rules.rto_verdict(3, None, 900)[0] == "pass"
+def test_rto_verdicts_judge_the_end_to_end_time():
+    status, message = rules.rto_verdict(21.5, 25.0, 400.0, 470.0, 900)
+    assert status == "pass"
+    assert message == ("restore 21.5 s, end to end 25.0 s; projected for the production size: restore 6 min 40 s, "
+                       "end to end 7 min 50 s; target 15 min 00 s")
+    # the restore alone would pass, the drill end to end is projected over target
+    status, message = rules.rto_verdict(21.5, 25.0, 800.0, 1200.0, 900)
+    assert status == "warn" and "end to end 20 min 00 s, over the RTO target of 15 min 00 s" in message
+    status, message = rules.rto_verdict(800, 901, 800, 901, 900)
+    assert status == "fail" and "end to end 15 min 01 s: over the RTO target" in message
+    assert rules.rto_verdict(3, 4, None, None, 900)[0] == "pass"
+
+
+def test_end_to_end_projection_scales_the_data_phases_only():
+    phases = {"download_s": 2.0, "sha256_s": 1.0, "create_s": 0.5, "restore_s": 10.0, "verify_s": 1.0,
+              "drop_s": 0.5}
+    # 16 s end to end: 14.5 s of data-bound phases, 1.5 s fixed (start-up, connecting, CREATE DATABASE)
+    assert rules.project_end_to_end(phases, 16.0, 10.0) == pytest.approx(1.5 + 145.0)
+    assert rules.project_end_to_end(phases, 16.0, None) is None
+    assert rules.project_end_to_end({}, 3.0, 100.0) == 3.0
 
 
 def test_formatting():
@@ -138,3 +106,22 @@ def test_formatting():
     assert rules.format_duration(7440) == "2 h 04 min"
     assert rules.format_bytes(512) == "512 B"
     assert rules.format_bytes(2 * 1024 ** 3) == "2.0 GiB"
+
+
+# -- the restore command: the database by a connection string built from parts ---------------------
+
+def test_conninfo_quotes_what_is_not_a_plain_word():
+    assert pg.conninfo(dbname="restore_drill_x") == "dbname=restore_drill_x"
+    assert pg.conninfo(dbname="dbname=hunter") == "dbname='dbname=hunter'"
+    assert pg.conninfo(dbname="a'b\\c", host=None) == "dbname='a\\'b\\\\c'"
+    with pytest.raises(ValueError):
+        pg.conninfo(dbname="x", password="secret")
+
+
+@pytest.mark.parametrize("fmt,tool", [("plain", "psql"), ("custom", "pg_restore"), ("directory", "pg_restore")])
+def test_restore_names_the_database_by_a_built_connection_string(fmt, tool):
+    manifest = {"format": fmt, "compression": {"method": "none"}}
+    stages = restore_exec.restore_stages("/b/backup_x", manifest, "restore_drill_x", jobs=2)
+    argv = stages[-1]
+    assert os.path.basename(argv[0]) == tool
+    assert "--dbname=dbname=restore_drill_x" in argv and "-d" not in argv

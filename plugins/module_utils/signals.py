@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+# Copyright: hunter.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Termination signals as an exception, so the engines' ``finally`` blocks clean up.
+
+Ansible (and cron, and an operator's Ctrl-C) stop a module with SIGTERM/SIGINT/SIGHUP; Python's
+default would end the process without running ``finally``. Inside ``raising_on_signals()`` those
+signals raise Interrupted in the main thread instead; ``ignoring_signals()`` protects a cleanup
+step (dropping a scratch database, removing a partial backup) from a second signal.
+SIGKILL cannot be caught: what must survive it is written down before the risky step.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import signal
+import threading
+
+HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class Interrupted(Exception):
+    """The process received a termination signal; str() says which."""
+
+    def __init__(self, signum):
+        super(Interrupted, self).__init__("interrupted by signal %d" % signum)
+        self.signum = signum
+
+
+def _raise(signum, frame):
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _handlers(handler):
+    if threading.current_thread() is not threading.main_thread():
+        yield   # handlers can only be set in the main thread; elsewhere the caller's stay
+        return
+    previous = {}
+    for sig in HANDLED:
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def raising_on_signals():
+    """Within the block, SIGTERM/SIGINT/SIGHUP raise Interrupted (main thread only)."""
+    return _handlers(_raise)
+
+
+def ignoring_signals():
+    """Within the block, SIGTERM/SIGINT/SIGHUP are ignored (a cleanup step must not be cut)."""
+    return _handlers(signal.SIG_IGN)
