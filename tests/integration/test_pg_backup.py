@@ -281,7 +281,7 @@ def test_a_locked_table_fails_the_backup_in_time_naming_the_table_and_the_holder
             result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(backup_dir),
                                                                      label="x", table_lock_timeout=2, **options))
             assert time.monotonic() - began < 30
-            assert result.get("failed"), options
+            assert result.get("check_task_failed"), options
             msg = result["msg"]
             assert msg.startswith("backup of hunter failed: waited 2 s for "), msg
             assert ('pid %d holds ACCESS EXCLUSIVE on public.signals_archive (application "migrate-0042", user %s'
@@ -296,7 +296,7 @@ def test_a_locked_table_fails_the_backup_in_time_naming_the_table_and_the_holder
         holder.close()
     result = ansible.run_module("hunter.ops.pg_backup", dict(conn_args(src), backup_dir=str(backup_dir), label="x",
                                                              table_lock_timeout=2))
-    assert not result.get("failed"), result.get("msg")
+    assert not result.get("check_task_failed"), result.get("msg")
 
 
 # -- container mode with a stand-in `docker` ----------------------------------------------------------------

@@ -269,10 +269,10 @@ def test_bad_backups_and_refusals_fail_clearly_and_drop_the_scratch(pg, harness,
     assert r[9].get("check_task_failed") and r[9]["msg"].startswith("scratch_prefix: ")
     assert dry(10)["status"] == "fail" and "password authentication failed" in dry(10)["message"]
     # a scratch name a client could expand into a connection string (to the source database) is refused
-    assert r[11]["failed"] and r[11]["msg"].startswith("scratch_name: must be a lower-case identifier")
+    assert r[11].get("check_task_failed") and r[11]["msg"].startswith("scratch_name: must be a lower-case identifier")
     assert "never a connection string" in r[11]["msg"] and "scratch_database" not in r[11]
-    assert r[12]["failed"] and r[12]["msg"].startswith("scratch_name: ")
-    assert r[13]["failed"] and r[13]["msg"].startswith("backup_dir: must be an absolute path")
+    assert r[12].get("check_task_failed") and r[12]["msg"].startswith("scratch_name: ")
+    assert r[13].get("check_task_failed") and r[13]["msg"].startswith("backup_dir: must be an absolute path")
     assert pg.psql("SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace") \
         == before
     assert pg.psql("SELECT count(*) FROM companies") == "50"
@@ -348,7 +348,7 @@ def rich(pg, harness, tmp_path_factory) -> dict[str, Path]:
         backup_dir=str(root / fmt), label="rich", format=fmt)} for fmt in ("plain", "directory")]
     run, results = harness.run_tasks(tasks, extravars={"db_password": pg.password})
     for result in results:
-        assert not result["failed"], result.get("msg")
+        assert not result.get("check_task_failed"), result.get("msg")
         assert result["manifest"]["manifest_version"] == 2
         assert dict((k, len(v)) for k, v in result["manifest"]["schema"].items()) == RICH_SCHEMA
     yield {fmt: root / fmt for fmt in ("plain", "directory")}
@@ -609,27 +609,34 @@ def test_restore_drill_playbook_refuses_production_and_records_both_items(pg, ha
     assert_no_secret(run, pg.password)
 
 
-def descendants_running(marker: str) -> list[int]:
-    """PIDs of this test's own descendant processes whose command line holds `marker`."""
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def drill_modules_restoring() -> list[int]:
+    """PIDs of the module processes (this test's own descendants) running a restore client.
+
+    With pipelining the module's interpreter reads its code on stdin, so no command line names the
+    module: the process to kill is the Python parent of the drill's psql/pg_restore."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+            if (entry / "comm").read_text().strip() not in ("psql", "pg_restore"):
+                continue
+            module = _parent(int(entry.name))
+            if "python" not in (Path(f"/proc/{module}/comm").read_text().strip()
+                                + Path(f"/proc/{module}/cmdline").read_bytes().split(b"\0")[0].decode()):
+                continue
+            pid = module
+            while pid > 1:   # only a process this test started, however deep
+                pid = _parent(pid)
+                if pid == os.getpid():
+                    found.append(module)
+                    break
+        except (OSError, IndexError, ValueError):
             continue
-        if marker not in cmdline or "python" not in cmdline.split(" ", 1)[0]:
-            continue   # the module's interpreter, not the shell that started it
-        pid = int(entry.name)
-        while pid > 1:   # only a process this test started, however deep
-            try:
-                pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                break
-            if pid == os.getpid():
-                found.append(int(entry.name))
-                break
     return found
 
 
@@ -648,7 +655,7 @@ def test_a_drill_killed_outright_says_which_scratch_database_may_remain(pg, harn
     thread.start()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        modules, names = descendants_running("AnsiballZ_pg_restore_dryrun"), scratch_databases(pg)
+        modules, names = drill_modules_restoring(), scratch_databases(pg)
         if modules and names:
             break
         time.sleep(0.2)
