@@ -52,6 +52,7 @@ BREAKS: dict[str, str] = {
     "legacy-scan-removed": "legacy GET /scan answers the framework's 404; the other legacy routes follow HUNTER_LEGACY",
     "sentry-off": "error reporting switched off: Sentry is never initialised although HUNTER_SENTRY_DSN is set",
     "sentry-swallow": "errors are answered (500) but swallowed: Sentry is never called, no event is sent",
+    "sentry-message-only": "errors are reported as a message (capture_message): the event has no stack trace",
 }
 
 
@@ -137,7 +138,10 @@ def report_exception(exc: Exception, request: Request, route: str):
             scope.set_tag("probe_id", probe_id)
         scope.set_context("probe", {"probe_id": probe_id, "route": route,
                                     "path": request.url.path, "method": request.method})
-        event_id = sentry_sdk.capture_exception(exc)
+        if "sentry-message-only" in CONFIG["breaks"]:
+            event_id = sentry_sdk.capture_message("%s: %s" % (type(exc).__name__, exc), level="error")
+        else:
+            event_id = sentry_sdk.capture_exception(exc)
     sentry_sdk.flush(timeout=5)
     return event_id
 

@@ -219,9 +219,10 @@ class BugsinkServer(ManagedProcess):
         except ValueError:
             return status, raw.decode(errors="replace")
 
-    def create_project(self, name: str) -> dict:
-        """A further project in the team: {'id', 'dsn', ...} (for wrong-project tests)."""
-        status, body = self.api("POST", "projects/", {"name": name, "team": self.team_id})
+    def create_project(self, name: str, **settings) -> dict:
+        """A further project in the team: {'id', 'dsn', ...} (for wrong-project tests); ``settings``
+        are further project fields (e.g. alert_on_new_issue=False)."""
+        status, body = self.api("POST", "projects/", dict(settings, name=name, team=self.team_id))
         if status != 201:
             raise ServiceError(f"Bugsink project creation answered {status}: {body}")
         status, body = self.api("GET", f"projects/{body['id']}/")

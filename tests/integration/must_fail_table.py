@@ -18,11 +18,21 @@ Add rows in the section of the item; keep ``why`` one line an operator would rec
 """
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from sandbox.services import venv_without
+from tests.harness import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / ".ansible" / "collections"))
+from ansible_collections.hunter.ops.plugins.module_utils import backup  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,8 @@ HEALTH = [
          lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_FAULTS": "live:503"}))),
     Case("startup-never", ("HEALTH-STARTUP",), "the service never finishes starting up",
          lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_STARTUP_DELAY": "600"}))),
-    Case("db-down", ("HEALTH-READY", "HEALTH-STARTUP", "HEALTH-DB"), "the application's database is down",
+    Case("db-down", ("HEALTH-READY", "HEALTH-STARTUP", "HEALTH-DB", "HEALTH-DIAG"),
+         "the application's database is down",
          lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_DATABASE_URL": _dead_database_url(ctx)}))),
     Case("ready-200-db-down", ("HEALTH-READY", "HEALTH-DB"),
          "readiness answers 200 while its body says the database is down",
@@ -83,6 +94,12 @@ def _sentry_other_project(ctx):
     return ctx.app_host(ctx.service(env={"HUNTER_SENTRY_DSN": other["dsn"]}))
 
 
+def _sentry_alerts_off(ctx):
+    quiet = ctx.bugsink.create_project("mf-quiet-" + secrets.token_hex(4), alert_on_new_issue=False,
+                                       alert_on_regression=False, alert_on_unmute=False)
+    return ctx.app_host(ctx.service(env={"HUNTER_SENTRY_DSN": quiet["dsn"]}), hunter_sentry_project=str(quiet["id"]))
+
+
 # Each row is one run. A second run after the first (the previous run's event still in the tracker while
 # reporting is now off) cannot be a row: tests/integration/test_sentry_probe.py,
 # test_second_run_with_reporting_off_is_no_go, runs that case (two preflights back to back, NO-GO).
@@ -104,6 +121,12 @@ SENTRY = [
     Case("sentry-swallowed", ("SENTRY-EVENT", "SENTRY-ENV"),
          "the test-error endpoint answers 500 but the app never reports it (method B)",
          lambda ctx: ctx.app_host(ctx.service(breaks=("sentry-swallow",)), hunter_sentry_method="endpoint")),
+    Case("sentry-no-stack-trace", ("SENTRY-DETAIL",),
+         "the app reports errors as plain messages: its events carry no stack trace (method B)",
+         lambda ctx: ctx.app_host(ctx.service(breaks=("sentry-message-only",)), hunter_sentry_method="endpoint")),
+    Case("sentry-alerts-off", ("SENTRY-ALERTS",),
+         "the project's every alert condition is off: events arrive and nobody is notified",
+         _sentry_alerts_off),
     Case("sentry-env-file-only", ("SENTRY-EVENT", "SENTRY-ENV"),
          "the DSN is in the env file the probe reads, but the running app never loaded it", _sentry_env_file_only),
 ]
@@ -229,7 +252,115 @@ API = [
                                   hunter_api_legacy_decision="supported")),
 ]
 
-CASES = HEALTH + SENTRY + REDIS + API
+# -- 6.3 Backup and restore ------------------------------------------------------------------------
+# Database rows run the backup and the drill on the shared PostgreSQL, each host with its own backup
+# directory, S3 prefix and schedule files (ctx.db_host), beside a healthy mf-baseline-db.
+
+CRON_ENV = {"HOME": os.environ.get("HOME", "/root"), "LOGNAME": "root", "PATH": "/usr/bin:/bin", "SHELL": "/bin/sh"}
+
+
+def _db_home(ctx, name: str) -> Path:
+    home = ctx.tmp_path / "db" / name
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def _rewrite_manifest(path: Path, **changes) -> None:
+    """A manifest that describes ``path`` as it is now (size, checksum), with ``changes``."""
+    manifest = backup.load_manifest(str(path))
+    manifest.update(size_bytes=backup.backup_size(str(path)), sha256=backup.backup_sha256(str(path)), **changes)
+    backup.write_manifest(str(path), manifest)
+
+
+def _retention_delete_refused(ctx) -> dict:
+    """Three month-old backups past the 7-day policy that the volume refuses to delete (immutable)."""
+    name = "retention-delete-refused"
+    host = ctx.db_host(name)
+    seed = ctx.backup(_db_home(ctx, name) / "seed", format="custom", label="manual")
+    target = Path(host["hunter_backup_dir"])
+    target.mkdir(parents=True, exist_ok=True)
+    for day in (1, 2, 3):
+        copy = target / ("backup_manual_202601%02d_020000%s" % (day, seed.name[seed.name.index("."):]))
+        shutil.copy2(seed, copy)
+        shutil.copy2(backup.manifest_path(str(seed)), backup.manifest_path(str(copy)))
+        _rewrite_manifest(copy, backup=copy.name, started_at="2026-01-%02dT02:00:00Z" % day)
+        subprocess.run(["chattr", "+i", str(copy)], check=True)
+        ctx.cleanups.append(lambda path=copy: subprocess.run(["chattr", "-i", str(path)], check=False))
+    return host
+
+
+def _schedule_last_run_failed(ctx) -> dict:
+    """The nightly job is installed (on purpose, by its playbook) and its last run failed: the database
+    password it uses was rotated. The preflight's own backup, with the right password, succeeds."""
+    name = "schedule-last-run-failed"
+    home = _db_home(ctx, name)
+    host = ctx.db_host(name, pg_backup_schedule_check_daemon=False)
+    (home / "cron.d").mkdir(exist_ok=True)
+    job = dict(host, ansible_connection="local", ansible_python_interpreter=sys.executable,
+               hunter_db_password="rotated-" + ctx.api_key[-12:])
+    inventory = home / "job-inventory.json"
+    inventory.write_text(json.dumps({"all": {"children": {"db": {"hosts": {"mf-" + name: job}}}}}))
+    inventory.chmod(0o600)
+    install = ctx.run_playbook("playbooks/install_backup_schedule.yml", str(inventory))
+    assert install.rc == 0, install.stdout[-3000:]
+    night = subprocess.run([str(home / "schedule" / ("pg_backup_mf-%s.py" % name))], env=CRON_ENV, cwd="/",
+                           capture_output=True, text=True, timeout=600, check=False)
+    assert night.returncode != 0, "the scheduled run with a rotated password did not fail"
+    return host
+
+
+def _drill_source_damaged(ctx) -> dict:
+    """The drill reads the backup host's copy; its newest backup was damaged in transit (its manifest
+    still describes the original)."""
+    name = "drill-newest-damaged"
+    copies = _db_home(ctx, name) / "backup-host-copy"
+    seed = ctx.backup(copies, format="plain-gzip", label="manual")
+    seed.write_bytes(seed.read_bytes()[:-100] + bytes(100))
+    return ctx.db_host(name, pg_restore_dryrun_backup_dir=str(copies))
+
+
+def _drill_source_cut(ctx) -> dict:
+    """The newest backup the drill reads was cut off mid-way, and its manifest was written after the
+    damage (checksums match): only restoring it shows the backup is unusable."""
+    name = "drill-newest-cut"
+    copies = _db_home(ctx, name) / "backup-host-copy"
+    seed = ctx.backup(copies, format="plain", label="manual")
+    seed.write_bytes(seed.read_bytes()[:int(seed.stat().st_size * 0.7)])
+    _rewrite_manifest(seed)
+    return ctx.db_host(name, pg_restore_dryrun_backup_dir=str(copies))
+
+
+BACKUP = [
+    Case("backup-password-rotated", ("BACKUP-CMD", "BACKUP-VALID", "RESTORE-DRYRUN"),
+         "the database password was rotated; the inventory still has the old one",
+         lambda ctx: ctx.db_host("backup-password-rotated", hunter_db_password="old-" + ctx.api_key[-12:]),
+         group="db"),
+    Case("offsite-bucket-down", ("BACKUP-LOCATION",), "the off-host copy's S3 endpoint is down",
+         lambda ctx: ctx.db_host("offsite-bucket-down", hunter_backup_s3_endpoint_url=_dead_url()), group="db"),
+    Case("retention-delete-refused", ("BACKUP-RETENTION",),
+         "backups older than the policy cannot be deleted (the volume refuses): they pile up",
+         _retention_delete_refused, group="db"),
+    Case("schedule-last-run-failed", ("BACKUP-SCHEDULE",),
+         "the nightly backup job's last run failed (it still uses a rotated password)",
+         _schedule_last_run_failed, group="db"),
+    Case("drill-newest-damaged", ("RESTORE-DRYRUN",),
+         "the newest backup the drill reads is damaged (checksum differs from its manifest)",
+         _drill_source_damaged, group="db"),
+    Case("drill-newest-cut", ("RESTORE-DRYRUN", "RESTORE-RTO"),
+         "the newest backup was cut off mid-way (its manifest matches): it does not restore",
+         _drill_source_cut, group="db"),
+    Case("rto-beyond-target", ("RESTORE-RTO",),
+         "production holds 20 TB: at the drill's measured throughput the restore takes far beyond 15 min",
+         lambda ctx: ctx.db_host("rto-beyond-target", hunter_production_db_size="20TB"), group="db"),
+]
+
+
+def _dead_url() -> str:
+    from sandbox.services import free_port
+    return "http://127.0.0.1:%d" % free_port()
+
+
+CASES = HEALTH + SENTRY + REDIS + API + BACKUP
 
 # Filled by the runner: (group, row, why, items, observed, verdict) per row, printed at the end of
 # the session (tests/conftest.py).

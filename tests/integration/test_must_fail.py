@@ -14,8 +14,9 @@ import pytest
 
 from tests.integration.must_fail_table import CASES, OBSERVED
 
-PLAYBOOKS = {"app": Path(__file__).parent / "playbooks" / "must_fail_app.yml"}
-BASELINE = {"app": "mf-baseline-app"}
+PLAYBOOKS = {"app": Path(__file__).parent / "playbooks" / "must_fail_app.yml",
+             "db": Path(__file__).parent / "playbooks" / "must_fail_db.yml"}
+BASELINE = {"app": "mf-baseline-app", "db": "mf-baseline-db"}
 # Rows of these groups join another group's run: cache hosts join the application run, whose
 # redis_check play covers them (beside the healthy mf-baseline-cache).
 JOINS = {"cache": "app"}
@@ -24,10 +25,14 @@ JOINS = {"cache": "app"}
 class MatrixContext:
     """What a row's build(ctx) may use: private servers it can break, the shared healthy ones."""
 
-    def __init__(self, *, pg, redis_server, bugsink, api_key, make_service, make_redis, tmp_path):
+    def __init__(self, *, pg, redis_server, bugsink, api_key, make_service, make_redis, tmp_path,
+                 s3=None, ansible=None):
         self.pg_shared, self.redis_shared, self.bugsink, self.api_key = pg, redis_server, bugsink, api_key
         self._make_service, self._make_redis, self.tmp_path = make_service, make_redis, tmp_path
+        self.s3, self.ansible = s3, ansible
         self._lock = threading.Lock()
+        self._ansible_lock = threading.Lock()   # the harness numbers its private directories
+        self.cleanups = []                      # run at teardown, last first
 
     def service(self, env: dict | None = None, breaks: tuple[str, ...] = (), python=None):
         """A private sample service reporting to Bugsink; env merges over the healthy defaults
@@ -69,6 +74,48 @@ class MatrixContext:
         host.update(overrides)
         return host
 
+    def db_host(self, name: str, **overrides) -> dict:
+        """Inventory variables of a database host backing up the shared database into its own
+        directory, with an off-host copy to the shared S3 bucket, then drilling the newest backup."""
+        home = self.tmp_path / "db" / name
+        host = {
+            "hunter_db_host": self.pg_shared.host, "hunter_db_port": self.pg_shared.port,
+            "hunter_db_name": self.pg_shared.database, "hunter_db_user": self.pg_shared.user,
+            "hunter_db_password": self.pg_shared.password, "hunter_backup_dir": str(home / "backups"),
+            "hunter_ops_metrics_dir": str(home / "metrics"),
+            "hunter_backup_s3_endpoint_url": self.s3.endpoint_url, "hunter_backup_s3_region": self.s3.region,
+            "hunter_backup_s3_bucket": self.s3_bucket, "hunter_backup_s3_prefix": name + "/",
+            "hunter_backup_s3_access_key": self.s3.access_key, "hunter_backup_s3_secret_key": self.s3.secret_key,
+            "pg_backup_s3_timeout": 5, "pg_backup_schedule_dir": str(home / "schedule"),
+            "pg_backup_schedule_cron_file": str(home / "cron.d" / "hunter-backup"),
+            "pg_restore_dryrun_tables": ["companies", "domain_signals"],
+        }
+        host.update(overrides)
+        return host
+
+    @property
+    def s3_bucket(self) -> str:
+        with self._lock:
+            if not getattr(self, "_bucket", None):
+                self._bucket = "must-fail-%d" % id(self)
+                self.s3.create_bucket(self._bucket)
+        return self._bucket
+
+    def backup(self, directory: Path, **args) -> Path:
+        """A real backup of the shared database taken by hunter.ops.pg_backup into ``directory``."""
+        options = dict(db_host=self.pg_shared.host, db_port=self.pg_shared.port, db_name=self.pg_shared.database,
+                       db_user=self.pg_shared.user, db_password=self.pg_shared.password, backup_dir=str(directory),
+                       label="seed")
+        options.update(args)
+        with self._ansible_lock:
+            result = self.ansible.run_module("hunter.ops.pg_backup", options)
+        assert not result.get("check_task_failed"), result.get("msg")
+        return Path(result["backup"])
+
+    def run_playbook(self, playbook, inventory, **kwargs):
+        with self._ansible_lock:
+            return self.ansible.run_playbook(playbook, inventory, **kwargs)
+
     def cache_host(self, **overrides) -> dict:
         host = {"hunter_redis_host": self.redis_shared.host, "hunter_redis_port": self.redis_shared.port,
                 "hunter_redis_password": self.redis_shared.password, "hunter_redis_db": 0}
@@ -77,9 +124,24 @@ class MatrixContext:
 
 
 @pytest.fixture
-def matrix_ctx(pg, redis_server, bugsink, api_key, make_service, make_redis, tmp_path):
-    return MatrixContext(pg=pg, redis_server=redis_server, bugsink=bugsink, api_key=api_key,
-                         make_service=make_service, make_redis=make_redis, tmp_path=tmp_path)
+def matrix_ctx(pg, redis_server, bugsink, api_key, make_service, make_redis, tmp_path, s3_server, ansible):
+    ctx = MatrixContext(pg=pg, redis_server=redis_server, bugsink=bugsink, api_key=api_key,
+                        make_service=make_service, make_redis=make_redis, tmp_path=tmp_path, s3=s3_server,
+                        ansible=ansible)
+    yield ctx
+    for cleanup in reversed(ctx.cleanups):
+        cleanup()
+
+
+def _baselines(group, ctx) -> dict:
+    """{inventory group: {host: vars}} of the healthy hosts a group's run judges beside its rows."""
+    if group == "db":
+        return {"db": {BASELINE["db"]: ctx.db_host("baseline")}}
+    return {"app": {BASELINE["app"]: ctx.app_host(ctx.service())}, "cache": {"mf-baseline-cache": ctx.cache_host()}}
+
+
+def _baseline_names(groups) -> list[list[str]]:
+    return [[h for h in hosts if h.startswith("mf-baseline-")] for hosts in groups.values()]
 
 
 def _row(case, items, required, blocking_ids):
@@ -87,7 +149,9 @@ def _row(case, items, required, blocking_ids):
     for check_id in case.items:
         item = items.get(check_id)
         status = item["status"] if item else "missing"
-        observed.append(f"{check_id}={status}")
+        # the start of the message shows the item failed for the row's reason, not another
+        said = (item or {}).get("message", "").replace("|", "/")
+        observed.append(f"{check_id}={status}" + (f" ({said[:70]}{'...' if len(said) > 70 else ''})" if said else ""))
         if item is None:
             problems.append(f"{check_id} not reported")
         elif status == "pass":
@@ -105,8 +169,7 @@ def test_broken_deployments_never_pass_their_items(group, ansible, matrix_ctx):
     assert len(set(names)) == len(names), "row names must be unique"
     with ThreadPoolExecutor(4) as pool:  # private services start concurrently
         built = list(pool.map(lambda c: c.build(matrix_ctx), cases))
-        baseline = matrix_ctx.app_host(matrix_ctx.service())
-    groups = {group: {BASELINE[group]: baseline}, "cache": {"mf-baseline-cache": matrix_ctx.cache_host()}}
+    groups = _baselines(group, matrix_ctx)
     for case, host_vars in zip(cases, built):
         groups.setdefault(case.group, {})["mf-" + case.name] = host_vars
     inventory = {"all": {"children": dict((name, {"hosts": hosts}) for name, hosts in groups.items())}}
@@ -121,7 +184,7 @@ def test_broken_deployments_never_pass_their_items(group, ansible, matrix_ctx):
         blocking.setdefault(b["host"], set()).add(b["id"])
 
     # The run itself works: the healthy hosts pass every required item they own.
-    for host in (BASELINE[group], "mf-baseline-cache"):
+    for host in (h for hosts in _baseline_names(groups) for h in hosts):
         assert not blocking.get(host), {i: by_host[host][i]["message"] for i in blocking[host]}
 
     failures = []
