@@ -588,6 +588,9 @@ class SampleService(ManagedProcess):
     settings (``env``) are written to the env file in its working directory (``env_file_path``)."""
 
     name = "sample-service"
+    # FastAPI's imports take 2 s on a quiet machine; a test bed starting dozens at once on two
+    # busy cores needs far longer (a wait for readiness, not a timing).
+    ready_timeout = 90.0
 
     def __init__(self, base_dir, port=None, env: Mapping[str, str] | None = None,
                  python: str | os.PathLike | None = None, app_module: str = "sandbox.app"):

@@ -300,11 +300,17 @@ def diagnose(database, redis_part):
     unconfigured = ["%s not configured" % name for name, part in named if part is None]
     if not answering:
         return check_item(SKIP, "; ".join(notes + unconfigured), evidence), down
-    if len(answering) == 2:
+    # Say whose settings answered: the inventory's copy may differ from what the application uses.
+    copied = [name for name in answering if str(dict(named)[name].get("settings_from", "")).startswith("the inventory")]
+    copy_note = ("%s checked with the inventory's copy of the settings, not the application's own (give its "
+                 "pidfile or env file)" % " and ".join(copied)) if copied else None
+    if len(answering) == 2 and not copied:
         message = ("both dependencies answer with the application's settings (SELECT 1, PING): readiness "
                    "failed for another reason")
+    elif len(answering) == 2:
+        message = "both dependencies answer (SELECT 1, PING); %s" % copy_note
     else:
-        message = "%s answers (%s)" % (answering[0], "; ".join(notes + unconfigured))
+        message = "%s answers (%s)" % (answering[0], "; ".join(notes + unconfigured + ([copy_note] if copy_note else [])))
     return check_item(WARN, message, evidence), down
 
 

@@ -52,14 +52,19 @@ def _dead_database_url(ctx) -> str:
     return f"postgresql://{ctx.pg_shared.user}:{ctx.pg_shared.password}@127.0.0.1:{free_port()}/{ctx.pg_shared.database}"
 
 
+def _with_pidfile(ctx, service, **overrides) -> dict:
+    """An application host whose settings the probes read from the running process (its pidfile)."""
+    return ctx.app_host(service, hunter_app_pidfile=str(service.pid_path), **overrides)
+
+
 HEALTH = [
     Case("live-503", ("HEALTH-LIVE",), "liveness answers 503",
          lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_FAULTS": "live:503"}))),
     Case("startup-never", ("HEALTH-STARTUP",), "the service never finishes starting up",
          lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_STARTUP_DELAY": "600"}))),
     Case("db-down", ("HEALTH-READY", "HEALTH-STARTUP", "HEALTH-DB", "HEALTH-DIAG"),
-         "the application's database is down",
-         lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_DATABASE_URL": _dead_database_url(ctx)}))),
+         "the application's database is down (the diagnosis reads the application's own settings)",
+         lambda ctx: _with_pidfile(ctx, ctx.service(env={"HUNTER_DATABASE_URL": _dead_database_url(ctx)}))),
     Case("ready-200-db-down", ("HEALTH-READY", "HEALTH-DB"),
          "readiness answers 200 while its body says the database is down",
          lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_DATABASE_URL": _dead_database_url(ctx)},

@@ -331,6 +331,15 @@ def test_diag_names_the_dependency():
     assert item["status"] == "warn" and item["message"] == (
         "both dependencies answer with the application's settings (SELECT 1, PING): readiness failed for another "
         "reason")
+    # the inventory's copy of the settings answering says so: the application may use others
+    copied = {"settings_from": "the inventory (db_host, db_port, db_name, db_user)"}
+    item, down = dependency_diag.diagnose(dict(DB_OK, **copied), dict(REDIS_OK, settings_from="the inventory (redis_url)"))
+    assert item["status"] == "warn" and "with the application's settings" not in item["message"]
+    assert item["message"] == ("both dependencies answer (SELECT 1, PING); database and redis checked with the "
+                               "inventory's copy of the settings, not the application's own (give its pidfile or "
+                               "env file)")
+    item, down = dependency_diag.diagnose(dict(DB_OK, **copied), None)
+    assert item["status"] == "warn" and "database checked with the inventory's copy" in item["message"]
     item, down = dependency_diag.diagnose(None, None)
     assert item["status"] == "skip"
 
