@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Generate docs/ROLE-VARIABLES.md from every role's meta/argument_specs.yml.
 
     .venv/bin/python scripts/gen_role_vars.py           # rewrite docs/ROLE-VARIABLES.md
