@@ -1,6 +1,7 @@
 """docs/ROLE-VARIABLES.md is generated from the roles' argument specs (scripts/gen_role_vars.py) and must
 be current; with docs/INVENTORY.md it covers every knob a role has."""
 import importlib.util
+import re
 from pathlib import Path
 
 import yaml
@@ -52,7 +53,6 @@ INTERNAL = {"hunter_ops_health_redis_expression"}
 
 
 def test_every_inventory_variable_a_role_reads_is_in_the_inventory_guide():
-    import re
     inventory = (ROOT / "docs" / "INVENTORY.md").read_text()
     read = set()
     for defaults in (ROOT / "roles").glob("*/defaults/main.yml"):
