@@ -24,6 +24,9 @@ BASELINE_B = "mf-b-baseline"
 # and Bugsink's API get slow on a loaded machine. Healthy hosts must not fail for that; a broken row fails
 # on what it observes, not on these limits.
 SENTRY_UNDER_LOAD = {"sentry_probe_command_timeout": 90, "sentry_probe_timeout": 15}
+# Dozens of sample services start four at a time; on a loaded machine one may need more than the
+# sandbox's 30 s to import and answer (a slow start is no broken deployment).
+SERVICE_START_TIMEOUT = 120.0
 # Profile B (sandbox/app_unlike_runbook.py) is described by the example inventory's app group_vars.
 EXAMPLE_APP_VARS = REPO_ROOT / "inventories" / "examples" / "unlike_runbook" / "group_vars" / "app"
 # Rows of these groups join another group's run: cache hosts join the application run, whose
@@ -50,6 +53,7 @@ class MatrixContext:
             merged["HUNTER_BREAK"] = ",".join(breaks)
         with self._lock:  # the factory keeps a list; starting happens outside the lock
             service = self._make_service(env=merged, start=False, **({"python": python} if python else {}))
+        service.ready_timeout = SERVICE_START_TIMEOUT
         return service.start()
 
     def service_b(self, settings: dict | None = None, breaks: tuple[str, ...] = (), python=None):
@@ -60,6 +64,7 @@ class MatrixContext:
         merged.update(settings or {})
         with self._lock:
             service = self._make_profile_b(settings=merged, breaks=breaks, start=False, python=python)
+        service.ready_timeout = SERVICE_START_TIMEOUT
         return service.start()
 
     def profile_b_host(self, service, **overrides) -> dict:
