@@ -613,11 +613,17 @@ class SampleService(ManagedProcess):
         if self.env_file:
             write_private(self.env_file_path, "".join(
                 f"{k}={v}\n" for k, v in self.env.items() if k not in PROCESS_ONLY_SETTINGS))
+            # Its code lives in its working directory, as a deployed app's does (/srv/hunter/app/...):
+            # uvicorn imports it from there, and so does anything run in the app's runtime (the Sentry
+            # probe's method A imports the module that sets up Sentry) without a path of its own.
+            code = self.base_dir / "sandbox"
+            if not code.is_symlink():
+                code.symlink_to(REPO_ROOT / "sandbox", target_is_directory=True)
 
     def command(self) -> list[str]:
-        command = [str(self.python), "-m", "uvicorn", self.cmdline_marker, "--host", self.host,
-                   "--port", str(self.port), "--log-level", "warning"]
-        return command + (["--app-dir", str(REPO_ROOT)] if self.env_file else [])
+        # python -m puts the working directory first on sys.path: the env-file app is found there.
+        return [str(self.python), "-m", "uvicorn", self.cmdline_marker, "--host", self.host,
+                "--port", str(self.port), "--log-level", "warning"]
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUNTER_")}

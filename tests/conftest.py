@@ -192,11 +192,14 @@ def pytest_terminal_summary(terminalreporter):
     if table is None or not table.OBSERVED:
         return
     rows = table.OBSERVED
-    items = sum(len(r[3].split(", ")) for r in rows)
-    covered = sorted({i for r in rows for i in r[3].split(", ")})
+    items = sum(len(r[4].split(", ")) for r in rows)
+    covered = sorted({i for r in rows for i in r[4].split(", ")})
+    profiles = sorted({r[1] for r in rows})
     lines = [f"must-fail matrix: {len(rows)} broken deployments x their items = {items} checks, "
-             f"{len(covered)} checklist items covered",
-             "| group | row | broken deployment | must not pass | observed | result |", "|---|---|---|---|---|---|"]
+             f"{len(covered)} checklist items covered; sample-service profiles: "
+             + ", ".join(f"{p} ({sum(1 for r in rows if r[1] == p)} rows)" for p in profiles),
+             "| group | profile | row | broken deployment | must not pass | observed | result |",
+             "|---|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     terminalreporter.write_sep("=", "must-fail matrix")
     for line in lines:
@@ -210,20 +213,22 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.fixture
 def make_unlike_runbook_service(tmp_path, pg, redis_server, api_key):
-    """make_unlike_runbook_service(settings={...}, breaks=(...), start=True) -> a SampleService running
+    """make_unlike_runbook_service(settings={...}, breaks=(...), start=True, python=None) -> a SampleService running
     profile B on pg + redis_server, its settings in the .env file of its working directory
     (`.env_file_path`): DATABASE_URL, REDIS_URL, API_KEYS, ENVIRONMENT (production), SANDBOX_ADMIN (1),
-    SENTRY_DSN when given; a None value removes a setting. breaks are HUNTER_BREAK fault switches."""
+    SENTRY_DSN when given; a None value removes a setting. breaks are HUNTER_BREAK fault switches;
+    python another interpreter (a virtualenv without sentry-sdk)."""
     made = []
 
-    def factory(settings: dict | None = None, breaks: tuple = (), start: bool = True) -> SampleService:
+    def factory(settings: dict | None = None, breaks: tuple = (), start: bool = True,
+                python=None) -> SampleService:
         env = {"DATABASE_URL": pg.dsn, "REDIS_URL": redis_server.url, "API_KEYS": api_key,
                "ENVIRONMENT": "production", "SANDBOX_ADMIN": "1"}
         env.update(settings or {})
         if breaks:
             env["HUNTER_BREAK"] = ",".join(breaks)
         service = SampleService(tmp_path / f"profile-b{len(made)}", app_module="sandbox.app_unlike_runbook",
-                                env={k: v for k, v in env.items() if v is not None})
+                                env={k: v for k, v in env.items() if v is not None}, python=python)
         made.append(service)
         return service.start() if start else service
 

@@ -42,6 +42,7 @@ class Case:
     why: str                        # the broken deployment, as an operator would describe it
     build: Callable                 # build(ctx) -> inventory variables of the host
     group: str = "app"              # app | cache | db: which run the row joins
+    profile: str = "A"              # sample-service profile: A (sandbox/app.py), B (sandbox/app_unlike_runbook.py)
 
 
 # -- 6.1 Health checks --------------------------------------------------------------------------------
@@ -365,8 +366,67 @@ def _dead_url() -> str:
     return "http://127.0.0.1:%d" % free_port()
 
 
-CASES = HEALTH + SENTRY + REDIS + API + BACKUP
+# -- Profile B: the same service shaped unlike the runbook ----------------------------------------------
+# sandbox/app_unlike_runbook.py, configured by the example inventory inventories/examples/unlike_runbook
+# (ctx.profile_b_host: its app group_vars as they are). Its settings live in the .env of its working
+# directory, so a broken dependency is broken there; its API faults are its own BREAKS switches. A
+# virtualenv without sentry-sdk is no row here: profile B imports sentry_sdk at start in production, so
+# that deployment never starts (nothing to probe).
 
-# Filled by the runner: (group, row, why, items, observed, verdict) per row, printed at the end of
+
+def _b(settings=None, breaks=(), **overrides):
+    return lambda ctx: ctx.profile_b_host(ctx.service_b(settings=settings, breaks=breaks), **overrides)
+
+
+def _b_dead_redis(ctx) -> dict:
+    return ctx.profile_b_host(ctx.service_b(settings={"REDIS_URL": ctx.stopped_redis_url()}),
+                              redis_check_connect_timeout=1, redis_check_command_timeout=1)
+
+
+def _b_other_project(ctx) -> dict:
+    other = ctx.bugsink.create_project("mf-b-elsewhere-" + secrets.token_hex(4))
+    return ctx.profile_b_host(ctx.service_b(settings={"SENTRY_DSN": other["dsn"]}))
+
+
+PROFILE_B = [
+    Case("b-db-down", ("HEALTH-READY", "HEALTH-DB"),
+         "the database in the app's .env is down (readiness 503, checks.database false)",
+         lambda ctx: ctx.profile_b_host(ctx.service_b(settings={"DATABASE_URL": _dead_database_url(ctx)})),
+         profile="B"),
+    Case("b-redis-down", ("HEALTH-READY", "HEALTH-REDIS", "REDIS-APP-PING", "REDIS-HEALTH"),
+         "the Redis in the app's .env is down; the inventory holds no copy of its URL", _b_dead_redis, profile="B"),
+    Case("b-staging", ("HEALTH-ENV", "SENTRY-EVENT", "SENTRY-ENV"),
+         "the service runs with ENVIRONMENT=staging: /api/v1/info says so, and it sets up no Sentry outside production",
+         _b({"ENVIRONMENT": "staging"}), profile="B"),
+    Case("b-sentry-dsn-missing", ("SENTRY-DSN", "SENTRY-EVENT"), "the app's .env has no SENTRY_DSN",
+         _b({"SENTRY_DSN": None}), profile="B"),
+    Case("b-sentry-other-project", ("SENTRY-EVENT", "SENTRY-ENV"),
+         "SENTRY_DSN in the app's .env is another project's", _b_other_project, profile="B"),
+    Case("b-api-key-revoked", ("API-V1-LEADS",), "the API key the probe sends was revoked (401 whatever key)",
+         _b(breaks=("api-key-revoked",)), profile="B"),
+    Case("b-scan-validation-broken", ("API-V1-SCAN",), "POST /api/v1/scan refuses a valid domain with 422",
+         _b(breaks=("scan-validation-broken",)), profile="B"),
+    Case("b-scan-empty-body", ("API-V1-SCAN",), "POST /api/v1/scan answers 200 with an empty body",
+         _b(breaks=("scan-empty-body",)), profile="B"),
+    Case("b-sales-route-removed", ("API-V1-SALES",),
+         "the sales-summary route is gone: the framework's generic 404 for every domain",
+         _b(breaks=("sales-route-removed",)), profile="B"),
+    Case("b-legacy-half-removed", ("API-LEGACY",),
+         "legacy GET /leads is gone while legacy POST /scan still answers; the decision says 'supported'",
+         _b(breaks=("legacy-leads-removed",)), profile="B"),
+    Case("b-legacy-live-decision-removed", ("API-LEGACY",),
+         "the decision says 'removed' but both legacy routes still answer 200",
+         _b(hunter_api_legacy_decision="removed"), profile="B"),
+    Case("b-legacy-shape-changed", ("API-COMPAT",),
+         "legacy is supported as documented but answers in another shape (renamed keys, other types)",
+         _b(breaks=("legacy-shape-changed",)), profile="B"),
+    Case("b-html-catch-all", ("API-V1-LEADS", "API-V1-SCAN", "API-V1-SALES", "API-LEGACY"),
+         "a web server answering every path with 200 and an HTML page sits where profile B's API should be",
+         lambda ctx: ctx.profile_b_host(ctx.service_b(), hunter_app_url=_html_catch_all()), profile="B"),
+]
+
+CASES = HEALTH + SENTRY + REDIS + API + BACKUP + PROFILE_B
+
+# Filled by the runner: (group, profile, row, why, items, observed, verdict) per row, printed at the end of
 # the session (tests/conftest.py).
 OBSERVED: list[tuple[str, str, str, str, str, str]] = []

@@ -11,12 +11,25 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import yaml
 
+from tests.harness import REPO_ROOT
 from tests.integration.must_fail_table import CASES, OBSERVED
 
 PLAYBOOKS = {"app": Path(__file__).parent / "playbooks" / "must_fail_app.yml",
              "db": Path(__file__).parent / "playbooks" / "must_fail_db.yml"}
 BASELINE = {"app": "mf-baseline-app", "db": "mf-baseline-db"}
+# The healthy profile-B host of the application run (configured by the example inventory).
+BASELINE_B = "mf-baseline-b"
+# One run probes every row's Sentry at once (forks): the method-A script (importing the app and sentry-sdk)
+# and Bugsink's API get slow on a loaded machine. Healthy hosts must not fail for that; a broken row fails
+# on what it observes, not on these limits.
+SENTRY_UNDER_LOAD = {"sentry_probe_command_timeout": 90, "sentry_probe_timeout": 15}
+# Dozens of sample services start four at a time; on a loaded machine one may need more than the
+# sandbox's own wait to import and answer (a slow start is no broken deployment).
+SERVICE_START_TIMEOUT = 120.0
+# Profile B (sandbox/app_unlike_runbook.py) is described by the example inventory's app group_vars.
+EXAMPLE_APP_VARS = REPO_ROOT / "inventories" / "examples" / "unlike_runbook" / "group_vars" / "app"
 # Rows of these groups join another group's run: cache hosts join the application run, whose
 # redis_check play covers them (beside the healthy mf-baseline-cache).
 JOINS = {"cache": "app"}
@@ -26,10 +39,11 @@ class MatrixContext:
     """What a row's build(ctx) may use: private servers it can break, the shared healthy ones."""
 
     def __init__(self, *, pg, redis_server, bugsink, api_key, make_service, make_redis, tmp_path,
-                 s3=None, ansible=None):
+                 s3=None, ansible=None, make_profile_b=None):
         self.pg_shared, self.redis_shared, self.bugsink, self.api_key = pg, redis_server, bugsink, api_key
         self._make_service, self._make_redis, self.tmp_path = make_service, make_redis, tmp_path
         self.s3, self.ansible = s3, ansible
+        self._make_profile_b = make_profile_b
         self._lock = threading.Lock()
         self._ansible_lock = threading.Lock()   # the harness numbers its private directories
         self.cleanups = []                      # run at teardown, last first
@@ -43,7 +57,40 @@ class MatrixContext:
             merged["HUNTER_BREAK"] = ",".join(breaks)
         with self._lock:  # the factory keeps a list; starting happens outside the lock
             service = self._make_service(env=merged, start=False, **({"python": python} if python else {}))
+        service.ready_timeout = SERVICE_START_TIMEOUT
         return service.start()
+
+    def service_b(self, settings: dict | None = None, breaks: tuple[str, ...] = (), python=None):
+        """A private profile-B sample service (its settings in the .env of its working directory) reporting
+        to Bugsink in production; settings merge over that (None removes one), breaks are its HUNTER_BREAK
+        fault switches (sandbox/app_unlike_runbook.py BREAKS), python another interpreter."""
+        merged = {"SENTRY_DSN": self.bugsink.dsn}
+        merged.update(settings or {})
+        with self._lock:
+            service = self._make_profile_b(settings=merged, breaks=breaks, start=False, python=python)
+        service.ready_timeout = SERVICE_START_TIMEOUT
+        return service.start()
+
+    def profile_b_host(self, service, **overrides) -> dict:
+        """Inventory variables of a profile-B application host: the example inventory's app group_vars
+        as they are, plus this sandbox's addresses, paths, tracker and secrets (as the example's test)."""
+        host = {}
+        for path in sorted(EXAMPLE_APP_VARS.glob("*.yml")):
+            host.update(yaml.safe_load(path.read_text()) or {})
+        host.update({
+            "hunter_app_url": service.url, "hunter_app_env_file": str(service.env_file_path),
+            "hunter_app_pidfile": str(service.pid_path), "hunter_expected_environment": "production",
+            "hunter_api_key": self.api_key, "hunter_sentry_backend": "bugsink",
+            "hunter_sentry_api_url": self.bugsink.url, "hunter_sentry_api_token": self.bugsink.token,
+            "hunter_sentry_project": str(self.bugsink.project_id), "hunter_sentry_allow_http": True,
+            # Bugsink digests events in the background: with every host's event at once, a loaded
+            # machine needs more than 20 s (the broken rows fail without waiting, so this costs nothing).
+            "sentry_probe_wait_timeout": 60, "health_check_startup_timeout": 2,
+            "health_check_startup_interval": 0.5, "health_check_timeout": 3, **SENTRY_UNDER_LOAD,
+        })
+        host.update(overrides)
+        return host
+
 
     def redis(self, **kwargs):
         with self._lock:
@@ -70,6 +117,7 @@ class MatrixContext:
             "hunter_sentry_api_token": self.bugsink.token, "hunter_sentry_project": str(self.bugsink.project_id),
             "hunter_sentry_allow_http": True, "sentry_probe_wait_timeout": 20,
             "health_check_startup_timeout": 2, "health_check_startup_interval": 0.5, "health_check_timeout": 3,
+            **SENTRY_UNDER_LOAD,
         }
         host.update(overrides)
         return host
@@ -124,20 +172,24 @@ class MatrixContext:
 
 
 @pytest.fixture
-def matrix_ctx(pg, redis_server, bugsink, api_key, make_service, make_redis, tmp_path, s3_server, ansible):
+def matrix_ctx(pg, redis_server, bugsink, api_key, make_service, make_redis, make_unlike_runbook_service, tmp_path,
+               s3_server, ansible):
     ctx = MatrixContext(pg=pg, redis_server=redis_server, bugsink=bugsink, api_key=api_key,
                         make_service=make_service, make_redis=make_redis, tmp_path=tmp_path, s3=s3_server,
-                        ansible=ansible)
+                        ansible=ansible, make_profile_b=make_unlike_runbook_service)
     yield ctx
     for cleanup in reversed(ctx.cleanups):
         cleanup()
 
 
-def _baselines(group, ctx) -> dict:
+def _baselines(group, ctx, cases) -> dict:
     """{inventory group: {host: vars}} of the healthy hosts a group's run judges beside its rows."""
     if group == "db":
         return {"db": {BASELINE["db"]: ctx.db_host("baseline")}}
-    return {"app": {BASELINE["app"]: ctx.app_host(ctx.service())}, "cache": {"mf-baseline-cache": ctx.cache_host()}}
+    app = {BASELINE["app"]: ctx.app_host(ctx.service())}
+    if any(c.profile == "B" for c in cases):
+        app[BASELINE_B] = ctx.profile_b_host(ctx.service_b())
+    return {"app": app, "cache": {"mf-baseline-cache": ctx.cache_host()}}
 
 
 def _baseline_names(groups) -> list[list[str]]:
@@ -169,7 +221,7 @@ def test_broken_deployments_never_pass_their_items(group, ansible, matrix_ctx):
     assert len(set(names)) == len(names), "row names must be unique"
     with ThreadPoolExecutor(4) as pool:  # private services start concurrently
         built = list(pool.map(lambda c: c.build(matrix_ctx), cases))
-    groups = _baselines(group, matrix_ctx)
+        groups = _baselines(group, matrix_ctx, cases)
     for case, host_vars in zip(cases, built):
         groups.setdefault(case.group, {})["mf-" + case.name] = host_vars
     inventory = {"all": {"children": dict((name, {"hosts": hosts}) for name, hosts in groups.items())}}
@@ -191,7 +243,7 @@ def test_broken_deployments_never_pass_their_items(group, ansible, matrix_ctx):
     for case in cases:
         host = "mf-" + case.name
         observed, problems = _row(case, by_host.get(host, {}), required, blocking.get(host, set()))
-        OBSERVED.append((case.group, case.name, case.why, ", ".join(case.items), ", ".join(observed),
+        OBSERVED.append((case.group, case.profile, case.name, case.why, ", ".join(case.items), ", ".join(observed),
                          "ok" if not problems else "FALSE PASS"))
         if problems:
             failures.append(f"{case.name} ({case.why}): " + "; ".join(problems))
