@@ -170,9 +170,11 @@ stage_integration() {
 }
 
 # The preflight over SSH against containers (sandbox/fleet.py): one fleet for every test.
-# Queued behind another engineer's fleet (same loopback addresses) instead of failing.
+# Queued behind another engineer's fleet (same loopback addresses) instead of failing. Its own
+# basetemp: pytest prunes all but the 3 newest /tmp/pytest-of-<user> dirs, and other pytest
+# sessions of the same user would delete the fleet's SSH key and known_hosts under it.
 stage_fleet() {
-  with_lock fleet-stage run_pytest fleet tests/fleet
+  with_lock fleet-stage run_pytest fleet tests/fleet --basetemp="$CACHE/fleet-pytest"
 }
 
 # Prefix Molecule's step lines with the seconds since the scenario began.
