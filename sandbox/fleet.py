@@ -229,13 +229,17 @@ class Fleet:
 
     def files_containing(self, name: str, needles: list[str], paths=("/home", "/root", "/tmp", "/var/tmp")
                          ) -> list[str]:
-        """Files under `paths` of host `name` holding any of `needles` (given on stdin, not argv)."""
-        result = self.exec(name, f"grep -rlF -f - {' '.join(map(shlex.quote, paths))} 2>/dev/null; true",
+        """Files under `paths` of host `name` holding any of `needles` (given on stdin, not argv, and
+        kept in /run meanwhile). The host's own filesystem only (-xdev): the app host's read-only
+        mounts (the repository, the Python install) are the controller's files."""
+        result = self.exec(name, "umask 077; f=$(mktemp -p /run); cat > \"$f\"; "
+                                 f"find {' '.join(map(shlex.quote, paths))} -xdev -type f -print0 2>/dev/null "
+                                 "| xargs -0 -r grep -lF -f \"$f\" 2>/dev/null; rm -f \"$f\"; true",
                            input="\n".join(needles) + "\n")
         return [line for line in result.stdout.splitlines() if line]
 
     def find(self, name: str, pattern: str, paths=("/home", "/root", "/tmp", "/var/tmp")) -> list[str]:
-        result = self.exec(name, f"find {' '.join(map(shlex.quote, paths))} -name {shlex.quote(pattern)} "
+        result = self.exec(name, f"find {' '.join(map(shlex.quote, paths))} -xdev -name {shlex.quote(pattern)} "
                                  "2>/dev/null; true")
         return [line for line in result.stdout.splitlines() if line]
 
