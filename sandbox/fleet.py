@@ -14,8 +14,10 @@ their own addresses (nothing touches the machine's own services):
   staging-db  PostgreSQL, the separate server the restore drill restores into
 
 The images come from scripts/setup.d/containers.sh. The hosts are bare otherwise: what the
-collection's modules need there is playbooks/prepare_hosts.yml's job. Bugsink and moto (the
-Sentry and S3 stand-ins) are not part of the fleet: they run on the controller (sandbox/).
+collection's modules need there is playbooks/prepare_hosts.yml's job. Bugsink (the Sentry
+stand-in) is not part of the fleet: tests/fleet runs it on the controller (sandbox/bugsink.py) and
+the sample service reaches it over the machine's loopback. The fleet inventory has no S3 copy, so
+no moto either.
 
     fleet = Fleet(tmp_dir).start()       # or Fleet(tmp_dir, hosts=Fleet.ssh_hosts(50)) for bare hosts
     fleet.extravars()                    # SSH key, known_hosts, secrets for the example inventory
