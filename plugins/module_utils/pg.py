@@ -111,6 +111,9 @@ def connect_kwargs(params, dbname=None):
         # libpq counts connect_timeout per host and ignores values below 2.
         connect_timeout=max(2, int(timeout)),
         application_name="hunter.ops",
+        # Text as str whatever the server's encoding: on a SQL_ASCII cluster psycopg would hand back
+        # bytes (database names among them) and the drill's name checks would crash.
+        client_encoding="UTF8",
     )
     if statement_timeout:
         kwargs["options"] = "-c statement_timeout=%d" % (int(statement_timeout) * 1000)

@@ -673,3 +673,23 @@ def test_a_drill_killed_outright_says_which_scratch_database_may_remain(pg, harn
     assert [e["name"] for e in after["leftovers_dropped"] if e["dropped"]] == names
     assert scratch_databases(pg) == []
     assert_no_secret(run, pg.password)
+
+
+def test_a_sql_ascii_server_is_read_as_text(pg):
+    """On a SQL_ASCII cluster (initdb without a locale) psycopg hands back bytes unless the connection asks
+    for UTF8; the drill's database-name checks then crashed (found on the fleet's first db image)."""
+    import psycopg
+
+    from ansible_collections.hunter.ops.plugins.module_utils import pg as pgu
+    with psycopg.connect(pg.superuser_dsn, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS ascii_probe")
+        conn.execute("CREATE DATABASE ascii_probe ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
+    try:
+        kwargs = pgu.connect_kwargs(dict(db_host=pg.host, db_port=pg.port, db_name="ascii_probe", db_user=pg.user,
+                                         db_password=pg.password))
+        with psycopg.connect(**kwargs) as conn:
+            names = [r[0] for r in conn.execute("SELECT datname FROM pg_catalog.pg_database")]
+        assert "ascii_probe" in names and all(isinstance(n, str) for n in names)
+    finally:
+        with psycopg.connect(pg.superuser_dsn, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS ascii_probe")
