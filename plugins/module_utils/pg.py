@@ -42,14 +42,32 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_text
 from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError, port as valid_port
 
-try:
-    import psycopg
-    HAS_PSYCOPG = True
-    PSYCOPG_IMPORT_ERROR = None
-except ImportError as _err:  # reported through require_psycopg()
-    psycopg = None
-    HAS_PSYCOPG = False
-    PSYCOPG_IMPORT_ERROR = _err
+# psycopg is imported on first use, not with this file: its import costs more CPU than a whole
+# health probe, and dependency_diag (HEALTH-DIAG) loads this file on every run but connects only
+# when a diagnosis is needed (bench/README.md "Scale"). pg.psycopg, pg.HAS_PSYCOPG and
+# pg.PSYCOPG_IMPORT_ERROR still read as before (module __getattr__).
+_PSYCOPG = {}
+
+
+def _load_psycopg():
+    if not _PSYCOPG:
+        try:
+            import psycopg
+            _PSYCOPG.update(module=psycopg, error=None)
+        except ImportError as err:  # reported through require_psycopg()
+            _PSYCOPG.update(module=None, error=err)
+    return _PSYCOPG["module"]
+
+
+def __getattr__(name):
+    if name == "psycopg":
+        return _load_psycopg()
+    if name == "HAS_PSYCOPG":
+        return _load_psycopg() is not None
+    if name == "PSYCOPG_IMPORT_ERROR":
+        _load_psycopg()
+        return _PSYCOPG["error"]
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
@@ -79,9 +97,9 @@ def pg_argument_spec():
 
 def require_psycopg(module):
     """Fail the module with Ansible's standard message when psycopg is not installed."""
-    if not HAS_PSYCOPG:
+    if _load_psycopg() is None:
         module.fail_json(msg=missing_required_lib("psycopg (psycopg[binary]>=3.1)"),
-                         exception=str(PSYCOPG_IMPORT_ERROR))
+                         exception=str(_PSYCOPG["error"]))
 
 
 def connect_kwargs(params, dbname=None):
@@ -157,7 +175,8 @@ def _kind(text):
 
 def connect(kwargs, autocommit=True):
     """Open a connection (a context manager closing it); raises PgError with a safe message."""
-    if not HAS_PSYCOPG:
+    psycopg = _load_psycopg()
+    if psycopg is None:
         raise PgError("psycopg is not installed", kind="other")
     try:
         return psycopg.connect(autocommit=autocommit, **kwargs)

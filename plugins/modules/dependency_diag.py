@@ -191,15 +191,23 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hunter.ops.plugins.module_utils import pg, secret, validate
 from ansible_collections.hunter.ops.plugins.module_utils.app_settings import AppSettings, SettingUnknown
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_text
-from ansible_collections.hunter.ops.plugins.module_utils.redis_client import (
-    CONNECTION_KINDS, HAS_REDIS, classify, target_from_url,
-)
 from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, SKIP, WARN, Stopwatch, check_item
 
-try:
-    from psycopg.conninfo import conninfo_to_dict
-except ImportError:  # reported as "database not checked" by check_database
-    conninfo_to_dict = None
+
+# redis-py and psycopg are imported only when a diagnosis runs: most runs need none, and their
+# imports cost more CPU than the rest of this module on every application host (bench/README.md
+# "Scale"). Ansible still ships redis_client in the module's payload (it scans function bodies).
+def _redis_client():
+    from ansible_collections.hunter.ops.plugins.module_utils import redis_client
+    return redis_client
+
+
+def _conninfo_to_dict():
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:  # reported as "database not checked" by check_database
+        return None
+    return conninfo_to_dict
 
 # Kinds of a part that could not be checked: reported as not checked, never as down.
 NOT_CHECKED_KINDS = ("library", "unknown")
@@ -231,7 +239,7 @@ def check_redis(target):
     # messages for the same fault.
     part = {"target": target.describe(), "command": "PING"}
     with Stopwatch() as sw:
-        if not HAS_REDIS:
+        if not _redis_client().HAS_REDIS:
             part.update(ok=False, kind="library",
                         error="the Python library redis (redis-py) is not installed on this host")
         else:
@@ -240,7 +248,7 @@ def check_redis(target):
                 answer = client.ping()
                 part.update(ok=answer is True, result="PONG" if answer is True else repr(answer))
             except Exception as err:  # pylint: disable=broad-except
-                failure = classify(err, target)
+                failure = _redis_client().classify(err, target)
                 part.update(ok=False, kind=failure.kind, error=failure.message)
             finally:
                 client.connection_pool.disconnect()
@@ -274,7 +282,7 @@ def _redis_problem(part):
         return "redis: %s" % error
     if part["target"] not in error:  # redis_client's messages mostly name the server already
         error = "%s (%s)" % (error, part["target"])
-    if kind in CONNECTION_KINDS and kind != "auth":
+    if kind in _redis_client().CONNECTION_KINDS and kind != "auth":
         return "redis unreachable: %s" % error
     return "redis: %s" % error
 
@@ -325,6 +333,7 @@ def database_settings(params, problems, settings, secrets):
         except SettingUnknown as err:
             return "part", not_checked("settings unknown: %s" % err), None
         origin = found.evidence
+        conninfo_to_dict = _conninfo_to_dict()
         if conninfo_to_dict is None:
             return "part", dict(origin, ok=False, kind="library", target="(from %s)" % found.origin,
                                 error="the Python library psycopg is not installed on this host"), None
@@ -374,7 +383,7 @@ def redis_settings(params, problems, settings, timeout, secrets):
             return "part", not_checked("settings unknown: %s" % err), None
         secrets.add(found.value)  # may hold the password
         try:
-            target = target_from_url(found.origin, found.value, timeout, params.get("redis_ca_path"))
+            target = _redis_client().target_from_url(found.origin, found.value, timeout, params.get("redis_ca_path"))
             return "run", target, found.evidence
         except validate.ParameterError as err:
             return "part", dict(found.evidence, ok=False, kind="settings", target="(from %s)" % found.origin,
@@ -383,7 +392,7 @@ def redis_settings(params, problems, settings, timeout, secrets):
     url = (params.get("redis_url") or "").strip()
     if not url:
         return None, None, None
-    target = problems.check("redis_url", target_from_url, url, timeout, params.get("redis_ca_path"))
+    target = problems.check("redis_url", _redis_client().target_from_url, url, timeout, params.get("redis_ca_path"))
     if target is None:
         return None, None, None
     return "run", target, {"settings_from": "the inventory (redis_url)"}

@@ -287,3 +287,21 @@ def test_role_alone_skips_redis_health_and_honours_the_selection(ansible, redis_
     assert app["REDIS-HEALTH"] == {"status": "skip", "message": "health_check did not run",
                                    "evidence": app["REDIS-HEALTH"]["evidence"]}
     assert app["REDIS-APP-PING"]["status"] == "skip" and "not configured" in app["REDIS-APP-PING"]["message"]
+
+
+def test_app_ping_and_health_in_one_call_and_without_redis_py(ansible, tmp_path, redis_server):
+    """The app hosts' one redis_probe call (tasks/app.yml): both items from one module run; on a
+    host without redis-py only REDIS-APP-PING fails (naming the library), REDIS-HEALTH is judged."""
+    from sandbox.services import venv_without
+    ready_ok = {"status": "ok", "redis": {"status": "ok"}}
+    both = probe(checks=["ping", "health"], ping_id="REDIS-APP-PING", url="{{ app_redis_url }}",
+                 ready_body=ready_ok)
+    run, r = ansible.run_tasks([both], extravars={"app_redis_url": redis_server.url})
+    assert statuses(r[0]["checks"]) == {"REDIS-APP-PING": "pass", "REDIS-HEALTH": "pass"}
+
+    python = venv_without(tmp_path / "venv-no-redis", ["redis"])
+    run, r = ansible.run_tasks([both], extravars={"app_redis_url": redis_server.url},
+                               host_vars={"ansible_python_interpreter": str(python)})
+    assert statuses(r[0]["checks"]) == {"REDIS-APP-PING": "fail", "REDIS-HEALTH": "pass"}
+    assert "redis" in r[0]["checks"]["REDIS-APP-PING"]["message"]
+    assert redis_server.password not in json.dumps(r[0])
