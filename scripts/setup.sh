@@ -46,13 +46,15 @@ system_packages() {
   command -v lz4 >/dev/null 2>&1 || missing+=(lz4)
   command -v crontab >/dev/null 2>&1 || missing+=(cron)
   command -v rsync >/dev/null 2>&1 || missing+=(rsync)
+  # sshd: the SSH smoke test of bench/scale.py starts its own on loopback addresses
+  [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   [ ${#missing[@]} -eq 0 ] && { log "system packages present"; return 0; }
   if command -v apt-get >/dev/null 2>&1; then
     log "installing ${missing[*]} with apt-get"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    die "missing: ${missing[*]}. Install PostgreSQL (server and client, 13+), redis-server (6+), zstd, lz4, cron and rsync with your package manager, then re-run."
+    die "missing: ${missing[*]}. Install PostgreSQL (server and client, 13+), redis-server (6+), zstd, lz4, cron, rsync and openssh-server with your package manager, then re-run."
   fi
   id postgres >/dev/null 2>&1 || die "user 'postgres' is missing (it comes with the PostgreSQL server package)"
 }
