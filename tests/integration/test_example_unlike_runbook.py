@@ -9,8 +9,6 @@ that describes the service's shape is given here, so the GO is earned by the exa
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
 from tests.harness import REPO_ROOT
@@ -106,4 +104,3 @@ def test_example_inventory_gets_a_truthful_go_on_profile_b(ansible, make_unlike_
     # the example configures no off-host copy, and the item says so
     assert db["BACKUP-LOCATION"]["status"] == "warn" and "no off-host copy" in db["BACKUP-LOCATION"]["message"]
     assert_no_secret(run, api_key, pg.password, redis_server.password, bugsink.token, bugsink.dsn)
-

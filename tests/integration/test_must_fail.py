@@ -91,7 +91,6 @@ class MatrixContext:
         host.update(overrides)
         return host
 
-
     def redis(self, **kwargs):
         with self._lock:
             return self._make_redis(**kwargs)
