@@ -161,7 +161,7 @@ class FaultContext:
             "hunter_sentry_app_module": "sandbox.app",
             "hunter_sentry_backend": "bugsink", "hunter_sentry_api_url": self.bugsink.url,
             "hunter_sentry_api_token": self.bugsink.token, "hunter_sentry_project": str(self.bugsink.project_id),
-            "hunter_sentry_allow_http": True, "sentry_probe_wait_timeout": 20,
+            "hunter_sentry_allow_http": True, "sentry_probe_wait_timeout": 15,
             "health_check_startup_timeout": 2, "health_check_startup_interval": 0.5, "health_check_timeout": 3,
             "api_versioning_timeout": 3,
         }
@@ -232,6 +232,10 @@ class FaultContext:
             return self.db_host(host, hunter_backup_s3_endpoint_url=server.url)
         raise ValueError(kind)
 
+    def html_catch_all(self) -> str:
+        from sandbox.services import HtmlCatchAllServer
+        return self._keep(HtmlCatchAllServer()).url
+
     def tracker_down_host(self, host: str) -> dict:
         dead = free_port()
         parts = urllib.parse.urlsplit(self.bugsink.dsn)
@@ -267,14 +271,20 @@ class FaultContext:
         self._unlock.append(holder.close)
         return self.db_host(host, hunter_db_name="hunter_locked", pg_backup_table_lock_timeout=2)
 
-    def disk_full_host(self, host: str, **fmt) -> dict:
-        disk = self.tmp_path / host / "disk"
+    def tmpfs(self, name: str) -> Path:
+        """A fresh 1 MiB tmpfs (unmounted by close())."""
+        disk = self.tmp_path / name / "disk"
         disk.mkdir(parents=True)
         mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(disk)],
                                  capture_output=True, text=True, check=False)
         if mounted.returncode != 0:
-            raise RuntimeError(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+            from tests.faults.table import RowNotRun
+            raise RowNotRun(f"cannot mount a 1 MiB tmpfs here (root needed): {mounted.stderr.strip()}")
         self._mounts.append(disk)
+        return disk
+
+    def disk_full_host(self, host: str, **fmt) -> dict:
+        disk = self.tmpfs(host)
         return self.db_host(host, hunter_backup_dir=str(disk / "backups"), hunter_db_name="hunter_big", **fmt)
 
     # -- the drill run ---------------------------------------------------------------------------------
@@ -336,7 +346,9 @@ def harness(tmp_path) -> AnsibleHarness:
     for name in ("tmpdir", "remote"):
         (tmp / name).mkdir(parents=True)
     harness = AnsibleHarness(base_dir=tmp_path / "ansible",
-                             envvars={"TMPDIR": str(tmp / "tmpdir"), "ANSIBLE_REMOTE_TEMP": str(tmp / "remote")})
+                             envvars={"TMPDIR": str(tmp / "tmpdir"), "ANSIBLE_REMOTE_TEMP": str(tmp / "remote"),
+                                      # every host of the matrix at once: the slowest fault sets the pace
+                                      "ANSIBLE_FORKS": "40"})
     harness.temp_dirs = [tmp / "tmpdir", tmp / "remote"]
     return harness
 

@@ -10,25 +10,36 @@ import pytest
 
 from tests.faults import lib
 from tests.faults.conftest import all_secrets
-from tests.faults.table import DRILL, PREFLIGHT, REPORT_DIR_ROW, check_items, record
+from tests.faults.table import DRILL, FULL_DISK, PREFLIGHT, REPORT_DIR_ROW, RowNotRun, check_items, record, record_not_run
 
 HERE = Path(__file__).parent
 BASELINES = {"app": "f-baseline-app", "cache": "f-baseline-cache", "db": "f-baseline-db"}
 
 
-def build_inventory(ctx, rows, baselines: dict) -> tuple[dict, dict]:
-    """({group: {host: vars}} inventory, {row name: host}); hosts are built concurrently."""
+def build_inventory(ctx, rows, baselines: dict) -> tuple[dict, dict, list]:
+    """({group: {host: vars}} inventory, {row name: host}, rows built); hosts are built concurrently.
+    A row whose fault cannot be made here (RowNotRun) is recorded as not run and left out."""
     hosts = {row.name: "f-" + row.name for row in rows}
+
+    def build(row):
+        try:
+            return row.build(ctx, hosts[row.name])
+        except RowNotRun as exc:
+            record_not_run(row, str(exc))
+            return None
     with ThreadPoolExecutor(4) as pool:
-        built = list(pool.map(lambda row: row.build(ctx, hosts[row.name]), rows))
+        built = list(pool.map(build, rows))
         base = {group: pool.submit(make, ctx, host) for group, (host, make) in baselines.items()}
         base = {group: future.result() for group, future in base.items()}
     groups: dict[str, dict] = {}
     for group, (host, _make) in baselines.items():
         groups.setdefault(group, {})[host] = base[group]
+    made = []
     for row, variables in zip(rows, built):
-        groups.setdefault(row.group, {})["f-" + row.name] = variables
-    return {"all": {"children": {g: {"hosts": h} for g, h in groups.items()}}}, hosts
+        if variables is not None:
+            groups.setdefault(row.group, {})["f-" + row.name] = variables
+            made.append(row)
+    return {"all": {"children": {g: {"hosts": h} for g, h in groups.items()}}}, hosts, made
 
 
 def items_by_host(report: dict) -> tuple[dict, dict]:
@@ -64,6 +75,16 @@ def observe(row, host, by_host, blocking, baseline_host) -> tuple[str, list[str]
     if changed:
         observed += "; ALSO CHANGED " + ", ".join(f"{i}={items[i]['status']}" for i in changed)
     return observed, problems
+
+
+def slowest_tasks(run, count=8) -> str:
+    """The tasks that took longest (start to next start), for the one who has to make the run faster."""
+    from datetime import datetime
+    starts = [(datetime.fromisoformat(e["created"]), e["event_data"].get("task") or e["event_data"].get("play"))
+              for e in run.events if e.get("event") in ("playbook_on_task_start", "playbook_on_play_start",
+                                                         "playbook_on_stats") and e.get("created")]
+    spans = sorted((((b[0] - a[0]).total_seconds(), a[1]) for a, b in zip(starts, starts[1:])), reverse=True)
+    return ", ".join(f"{name} {sec:.0f} s" for sec, name in spans[:count])
 
 
 def run_wide(run, ctx, harness, ps, since: float, secrets: dict) -> list[str]:
@@ -122,7 +143,7 @@ def test_preflight_fault_rows(fault_ctx, harness, markers, bugsink):
     baselines = {"app": (BASELINES["app"], lambda c, h: c.app_host(c.baseline_service)),
                  "cache": (BASELINES["cache"], lambda c, h: c.cache_host()),
                  "db": (BASELINES["db"], lambda c, h: c.db_host(h))}
-    inventory, hosts = build_inventory(ctx, PREFLIGHT, baselines)
+    inventory, hosts, rows = build_inventory(ctx, PREFLIGHT, baselines)
     secrets = all_secrets(markers, bugsink)
     since = time.time() - 1
     began = time.monotonic()
@@ -134,9 +155,9 @@ def test_preflight_fault_rows(fault_ctx, harness, markers, bugsink):
     seconds = time.monotonic() - began
     secrets.update(ctx.extra_secrets)
     print(f"preflight with {sum(len(g['hosts']) for g in inventory['all']['children'].values())} hosts: "
-          f"{seconds:.1f} s, rc {run.rc}")
+          f"{seconds:.1f} s, rc {run.rc}; slowest tasks: {slowest_tasks(run)}")
     assert run.rc != 0 and "VERDICT: NO-GO" in run.stdout
-    failures = judge(PREFLIGHT, run, hosts, ctx, harness, ps, since, seconds, secrets,
+    failures = judge(rows, run, hosts, ctx, harness, ps, since, seconds, secrets,
                      {g: h for g, (h, _m) in baselines.items()})
     assert not failures, "\n".join(failures)
 
@@ -166,7 +187,7 @@ def test_drill_fault_rows(fault_ctx, harness, markers, bugsink, good_backups, tm
     ctx = fault_ctx
     ctx.good_backups = good_backups
     baselines = {"db": (BASELINES["db"], lambda c, h: c.drill_host(h))}
-    inventory, hosts = build_inventory(ctx, DRILL, baselines)
+    inventory, hosts, rows = build_inventory(ctx, DRILL, baselines)
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the report folder's parent should be\n")
     fallback = tmp_path / "fallback-reports"
@@ -194,5 +215,45 @@ def test_drill_fault_rows(fault_ctx, harness, markers, bugsink, good_backups, tm
                                         if not report_problems else "; ".join(report_problems)),
            seconds, report_problems)
     assert not report_problems, report_problems
-    failures = judge(DRILL, run, hosts, ctx, harness, ps, since, seconds, secrets, {"db": BASELINES["db"]})
+    failures = judge(rows, run, hosts, ctx, harness, ps, since, seconds, secrets, {"db": BASELINES["db"]})
+    assert not failures, "\n".join(failures)
+
+
+def test_full_disk_in_every_format(fault_ctx, harness, markers, bugsink):
+    """Every other backup format on a full disk: one run of hunter.ops.pg_backup, a task and a tmpfs each."""
+    ctx = fault_ctx
+    rows, tasks, disks = [], [], {}
+    for row in FULL_DISK:
+        try:
+            disks[row.name] = ctx.tmpfs(row.name) / "backups"
+        except RowNotRun as exc:
+            record_not_run(row, str(exc))
+            continue
+        rows.append(row)
+        tasks.append({"hunter.ops.pg_backup": dict(
+            db_host=ctx.pg.host, db_port=ctx.pg.port, db_name="hunter_big", db_user=ctx.pg.user,
+            db_password="{{ pw }}", backup_dir=str(disks[row.name]), label="full", **row.build(ctx, row.name))})
+    if not rows:
+        pytest.skip("no tmpfs can be mounted here")
+    secrets = all_secrets(markers, bugsink)
+    since = time.time() - 1
+    began = time.monotonic()
+    with lib.PsWatcher() as ps:
+        run, results = harness.run_tasks(tasks, extravars={"pw": ctx.pg.password})
+    seconds = time.monotonic() - began
+    shared = run_wide(run, ctx, harness, ps, since, secrets)
+    failures = [f"run-wide: {p}" for p in shared]
+    for row, result in zip(rows, results):
+        items = result.get("checks") or {}
+        problems = check_items(row, items) + list(shared)
+        partial, kept = lib.leftovers(disks[row.name]), lib.backups_in(disks[row.name])
+        if partial or kept:
+            problems.append(f"left on the full disk: {partial + kept}")
+        cmd = items.get("BACKUP-CMD", {})
+        observed = (f"BACKUP-CMD={cmd.get('status')}, BACKUP-VALID={items.get('BACKUP-VALID', {}).get('status')}: "
+                    f"{(cmd.get('message') or '')[len('backup of hunter_big failed: '):][:90]}; "
+                    f"left: {partial + kept or 'nothing'}")
+        record(row, observed, seconds, problems)
+        if problems:
+            failures.append(f"{row.name}: " + " | ".join(problems))
     assert not failures, "\n".join(failures)
