@@ -222,14 +222,16 @@ class FaultContext:
         if kind == "pg":
             server = self.new_pg()
             self.hang(server.pid)
-            return self.db_host(host, hunter_db_port=server.port)
+            return self.db_host(host, hunter_db_port=server.port, pg_backup_db_connect_timeout=2,
+                                pg_restore_dryrun_db_connect_timeout=2)
         if kind == "app":
             service = self.service()
             self.hang(service.pid)
-            return self.app_host(service)
+            # every request of the host waits its whole timeout: keep them short
+            return self.app_host(service, health_check_timeout=2, api_versioning_timeout=2)
         if kind == "s3":
             server = self._keep(SilentServer())
-            return self.db_host(host, hunter_backup_s3_endpoint_url=server.url)
+            return self.db_host(host, hunter_backup_s3_endpoint_url=server.url, pg_backup_s3_timeout=2)
         raise ValueError(kind)
 
     def html_catch_all(self) -> str:
@@ -241,14 +243,14 @@ class FaultContext:
         parts = urllib.parse.urlsplit(self.bugsink.dsn)
         dsn = parts._replace(netloc=f"{parts.username}@127.0.0.1:{dead}").geturl()
         return self.app_host(self.service(env={"HUNTER_SENTRY_DSN": dsn}),
-                             hunter_sentry_api_url=f"http://127.0.0.1:{dead}")
+                             hunter_sentry_api_url=f"http://127.0.0.1:{dead}", sentry_probe_wait_timeout=8)
 
     def wrong_dsn_key_host(self, host: str) -> dict:
         key = uuid.uuid4().hex
         self.extra_secrets["wrong_dsn_key"] = key
         parts = urllib.parse.urlsplit(self.bugsink.dsn)
         dsn = parts._replace(netloc=f"{key}@{parts.hostname}:{parts.port}").geturl()
-        return self.app_host(self.service(env={"HUNTER_SENTRY_DSN": dsn}))
+        return self.app_host(self.service(env={"HUNTER_SENTRY_DSN": dsn}), sentry_probe_wait_timeout=8)
 
     def lock_held_host(self, host: str) -> dict:
         variables = self.db_host(host, pg_backup_lock_timeout=2)

@@ -173,8 +173,9 @@ class Run:
         play = [{"name": "interrupted", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
         self.playbook = write_private(self.private / "project" / f"interrupted-{uuid.uuid4().hex[:8]}.yml",
                                       yaml.dump(play, Dumper=_Dumper, sort_keys=False))
+        python = str(REPO_ROOT / ".venv" / "bin" / "python")
         inventory = {"all": {"hosts": {"localhost": {"ansible_connection": "local",
-                                                     "ansible_python_interpreter": str(REPO_ROOT / ".venv/bin/python")}}}}
+                                                     "ansible_python_interpreter": python}}}}
         self.inventory = write_private(self.private / "inventory" / "hosts.yml", yaml.safe_dump(inventory))
         self.extravars = write_private(self.private / "env" / "extravars",
                                        yaml.dump(Unsafe(extravars), Dumper=_Dumper, sort_keys=False))

@@ -10,7 +10,8 @@ import pytest
 
 from tests.faults import lib
 from tests.faults.conftest import all_secrets
-from tests.faults.table import DRILL, FULL_DISK, PREFLIGHT, REPORT_DIR_ROW, RowNotRun, check_items, record, record_not_run
+from tests.faults.table import (DRILL, FULL_DISK, PREFLIGHT, REPORT_DIR_ROW, RowNotRun, check_items, record,
+                                record_not_run)
 
 HERE = Path(__file__).parent
 BASELINES = {"app": "f-baseline-app", "cache": "f-baseline-cache", "db": "f-baseline-db"}
