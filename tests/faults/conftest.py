@@ -367,7 +367,8 @@ def pytest_terminal_summary(terminalreporter):
     for row in table.ROWS:
         if row.name in table.OBSERVED:
             scenario, expected, observed, seconds, result = table.OBSERVED[row.name]
-            lines.append(f"| {row.name} | {scenario} | {expected} | {observed} | {seconds} | {result} |")
+            cells = [row.name, scenario, expected, observed, str(seconds), result]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         else:
             lines.append(f"| {row.name} | {row.scenario} | {table.expected_text(row)} | not run | | NOT RUN |")
     lines.append("(s: seconds of the row's run; rows of one shared run show that run's seconds)")

@@ -73,6 +73,9 @@ def observe(row, host, by_host, blocking, baseline_host) -> tuple[str, list[str]
         status = items[item]["status"] if item in items else "missing"
         shown.setdefault(status, []).append(item)
     observed = "; ".join([verdict] + [f"{', '.join(v)}={k}" for k, v in shown.items()])
+    first = next(iter(row.expect), None)
+    if first in items:  # what an operator reads first
+        observed += f"; {first}: \"{items[first]['message'][:90]}\""
     if changed:
         observed += "; ALSO CHANGED " + ", ".join(f"{i}={items[i]['status']}" for i in changed)
     return observed, problems
