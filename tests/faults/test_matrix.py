@@ -75,7 +75,8 @@ def observe(row, host, by_host, blocking, baseline_host) -> tuple[str, list[str]
     observed = "; ".join([verdict] + [f"{', '.join(v)}={k}" for k, v in shown.items()])
     first = next(iter(row.expect), None)
     if first in items:  # what an operator reads first
-        observed += f"; {first}: \"{items[first]['message'][:90]}\""
+        text = items[first]["message"]
+        observed += f"; {first}: \"{text if len(text) <= 120 else text[:60] + ' … ' + text[-55:]}\""
     if changed:
         observed += "; ALSO CHANGED " + ", ".join(f"{i}={items[i]['status']}" for i in changed)
     return observed, problems
