@@ -6,7 +6,7 @@ help:
 	@echo "make demo        scripts/demo.sh (sandbox + preflight.yml + report)"
 	@echo "make demo-stop   scripts/demo.sh stop"
 	@echo "make test        scripts/test.sh (every stage: lint sanity build unit integration molecule)"
-	@echo "make quick       scripts/test.sh --quick (no sanity, no molecule)"
+	@echo "make quick       scripts/test.sh --quick (no sanity, faults, molecule)"
 	@echo "make lint|sanity|build|unit|integration|pytest|molecule   one stage"
 
 setup:

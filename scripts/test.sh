@@ -3,12 +3,13 @@
 # The one test command of hunter.ops (CI runs it through .ci/run).
 #
 #   scripts/test.sh                 every stage
-#   scripts/test.sh --quick         skip the slow stages (sanity, molecule, fleet)
+#   scripts/test.sh --quick         skip the slow stages (sanity, faults, molecule, fleet)
 #   scripts/test.sh lint sanity     only the named stages, in canonical order
 #   scripts/test.sh --list          list the stages
 #
 # Stages: lint, sanity, build, unit, integration (alias: pytest = unit + integration),
-# molecule, fleet. Every selected stage runs even when an earlier one failed; the exit
+# faults (the fault matrix, tests/faults: its table in reports/test-results/faults.md), molecule,
+# fleet. Every selected stage runs even when an earlier one failed; the exit
 # code is non-zero when any selected stage failed. A stage that finds nothing to
 # test (no pytest tests, no Molecule scenario) fails: an empty gate is not a pass.
 #
@@ -31,8 +32,8 @@ REPORTS="$ROOT/reports"
 RESULTS="$REPORTS/test-results"
 LOGS="$REPORTS/test-logs"
 LOCKS="$CACHE/locks"
-ALL_STAGES=(lint sanity build unit integration molecule fleet)
-SLOW_STAGES=(sanity molecule fleet)
+ALL_STAGES=(lint sanity build unit integration faults molecule fleet)
+SLOW_STAGES=(sanity faults molecule fleet)
 BUILD_TEST="tests/unit/test_collection_build.py"
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
@@ -49,7 +50,7 @@ for arg in "$@"; do
     --list) printf '%s\n' "${ALL_STAGES[@]}"; exit 0 ;;
     -h|--help) usage; exit 0 ;;
     pytest) requested+=(unit integration) ;;
-    lint|sanity|build|unit|integration|molecule|fleet) requested+=("$arg") ;;
+    lint|sanity|build|unit|integration|faults|molecule|fleet) requested+=("$arg") ;;
     *) warn "unknown stage or option: $arg (stages: ${ALL_STAGES[*]} pytest; options: --quick --list)"; exit 2 ;;
   esac
 done
@@ -167,6 +168,12 @@ stage_unit() {
 
 stage_integration() {
   run_pytest integration tests/integration
+}
+
+# The fault matrix (tests/faults/table.py): real faults, real signals, marker secrets searched for
+# everywhere. Runs as root for the full-disk rows (tmpfs mounts); prints its table at the end.
+stage_faults() {
+  run_pytest faults tests/faults
 }
 
 # The preflight over SSH against containers (sandbox/fleet.py): one fleet for every test.
