@@ -301,17 +301,18 @@ def diagnose(database, redis_part):
     down = [name for name, part in named if _checked(part) and not part["ok"]]
     problems = [_database_problem(database) if name == "database" else _redis_problem(redis_part) for name in down]
     notes = [_unchecked_note(name, part) for name, part in named if part is not None and not _checked(part)]
+    # Say whose settings were used: the inventory's copy may differ from what the application uses.
+    copied = [name for name, part in named
+              if _checked(part) and str(part.get("settings_from", "")).startswith("the inventory")]
+    copy_note = ("%s checked with the inventory's copy of the settings, not the application's own (give its "
+                 "pidfile or env file)" % " and ".join(copied)) if copied else None
     if down:
         message = problems[0] if len(down) == 1 else "both dependencies are down: %s" % "; ".join(problems)
-        return check_item(FAIL, "; ".join([message] + notes), evidence), down
+        return check_item(FAIL, "; ".join([message] + notes + ([copy_note] if copy_note else [])), evidence), down
     answering = [name for name, part in named if _checked(part)]
     unconfigured = ["%s not configured" % name for name, part in named if part is None]
     if not answering:
         return check_item(SKIP, "; ".join(notes + unconfigured), evidence), down
-    # Say whose settings answered: the inventory's copy may differ from what the application uses.
-    copied = [name for name in answering if str(dict(named)[name].get("settings_from", "")).startswith("the inventory")]
-    copy_note = ("%s checked with the inventory's copy of the settings, not the application's own (give its "
-                 "pidfile or env file)" % " and ".join(copied)) if copied else None
     if len(answering) == 2 and not copied:
         message = ("both dependencies answer with the application's settings (SELECT 1, PING): readiness "
                    "failed for another reason")
@@ -457,7 +458,11 @@ def main():
     parts = {}
 
     def run(name, func, arg, origin):
-        part = func(arg)
+        try:
+            part = func(arg)
+        except Exception as err:  # pylint: disable=broad-except
+            # never "not configured" or "down": the check itself broke
+            part = not_checked("the check crashed: %s" % redact_text(str(err), list(secrets)))
         part.update(origin or {})
         parts[name] = part
 

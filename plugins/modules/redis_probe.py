@@ -629,6 +629,10 @@ def main():
                         results[check_id]["evidence"].update(settings_evidence)
                 if settings_from and ping_id in results:
                     results[ping_id]["message"] += " (settings from %s)" % settings_from
+                elif ping_id != "REDIS-PING" and ping_id in results:
+                    # the inventory's copy of the application's URL: it may differ from what the app uses
+                    results[ping_id]["message"] += (" (with the inventory's copy of the application's Redis URL, "
+                                                    "not its own settings: give its pidfile or env file)")
             finally:
                 probe.close()
     module.exit_json(changed=False, checks=json.loads(json.dumps(results, default=str)),

@@ -118,13 +118,13 @@ PREFLIGHT = [
     # the application
     Row("app-down", "the application is down (its process stopped)", "preflight", group="app",
         expect=dict(every(HEALTH_ITEMS[:-1] + API_ITEMS[:-1] + SENTRY_ITEMS[:-1], FAIL, r"."),
-                    **{"HEALTH-DIAG": (WARN, r"readiness failed for another reason"),
+                    **{"HEALTH-DIAG": (WARN, r"both dependencies answer .*inventory.s copy of the settings"),
                        "HEALTH-LIVE": (FAIL, r"(?i)refused"),
                        "REDIS-HEALTH": (FAIL, r"no readiness body to read")}),
         build=_down("app")),
     Row("app-hung", "the application hangs (SIGSTOP: connects, never answers)", "preflight", group="app",
         expect=dict(every(HEALTH_ITEMS[:-1] + API_ITEMS[:-1], FAIL, r"(?i)timed? ?out"),
-                    **{"HEALTH-DIAG": (WARN, r"readiness failed for another reason"),
+                    **{"HEALTH-DIAG": (WARN, r"both dependencies answer .*inventory.s copy of the settings"),
                        "REDIS-HEALTH": (FAIL, r"no readiness body to read")}),
         build=_hung("app")),
     # the error tracker
@@ -190,7 +190,7 @@ PREFLIGHT = [
         "should be; liveness and startup are judged by status alone (they pass)", "preflight",
         group="app", expect=dict(every(("HEALTH-READY", "HEALTH-ENV", "HEALTH-DB", "HEALTH-REDIS") + API_ITEMS[:-1],
                                        FAIL, r"."),
-                                 **{"HEALTH-DIAG": (WARN, r"readiness failed for another reason"),
+                                 **{"HEALTH-DIAG": (WARN, r"both dependencies answer .*inventory.s copy of the settings"),
                                     "REDIS-HEALTH": (FAIL, r"no readiness body to read")}),
         build=lambda ctx, host: ctx.app_host(ctx.baseline_service, hunter_app_url=ctx.html_catch_all())),
 ]

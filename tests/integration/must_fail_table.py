@@ -43,6 +43,8 @@ class Case:
     build: Callable                 # build(ctx) -> inventory variables of the host
     group: str = "app"              # app | cache | db: which run the row joins
     profile: str = "A"              # sample-service profile: A (sandbox/app.py), B (sandbox/app_unlike_runbook.py)
+    # (ID, status, regex): the item must have failed for the row's reason, not another one
+    expect: tuple[tuple[str, str, str], ...] = ()
 
 
 # -- 6.1 Health checks --------------------------------------------------------------------------------
@@ -65,7 +67,8 @@ HEALTH = [
          lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_STARTUP_DELAY": "600"}))),
     Case("db-down", ("HEALTH-READY", "HEALTH-STARTUP", "HEALTH-DB", "HEALTH-DIAG"),
          "the application's database is down (the diagnosis reads the application's own settings)",
-         lambda ctx: _with_pidfile(ctx, ctx.service(env={"HUNTER_DATABASE_URL": _dead_database_url(ctx)}))),
+         lambda ctx: _with_pidfile(ctx, ctx.service(env={"HUNTER_DATABASE_URL": _dead_database_url(ctx)})),
+         expect=(("HEALTH-DIAG", "fail", r"^database unreachable"),)),
     Case("ready-200-db-down", ("HEALTH-READY", "HEALTH-DB"),
          "readiness answers 200 while its body says the database is down",
          lambda ctx: ctx.app_host(ctx.service(env={"HUNTER_DATABASE_URL": _dead_database_url(ctx)},
@@ -129,10 +132,11 @@ SENTRY = [
          lambda ctx: ctx.app_host(ctx.service(breaks=("sentry-swallow",)), hunter_sentry_method="endpoint")),
     Case("sentry-no-stack-trace", ("SENTRY-DETAIL",),
          "the app reports errors as plain messages: its events carry no stack trace (method B)",
-         lambda ctx: ctx.app_host(ctx.service(breaks=("sentry-message-only",)), hunter_sentry_method="endpoint")),
+         lambda ctx: ctx.app_host(ctx.service(breaks=("sentry-message-only",)), hunter_sentry_method="endpoint"),
+         expect=(("SENTRY-DETAIL", "fail", r"no exception in the event"),)),
     Case("sentry-alerts-off", ("SENTRY-ALERTS",),
          "the project's every alert condition is off: events arrive and nobody is notified",
-         _sentry_alerts_off),
+         _sentry_alerts_off, expect=(("SENTRY-ALERTS", "warn", r"every alert condition"),)),
     Case("sentry-env-file-only", ("SENTRY-EVENT", "SENTRY-ENV"),
          "the DSN is in the env file the probe reads, but the running app never loaded it", _sentry_env_file_only),
 ]
@@ -345,13 +349,15 @@ BACKUP = [
          lambda ctx: ctx.db_host("offsite-bucket-down", hunter_backup_s3_endpoint_url=_dead_url()), group="db"),
     Case("retention-delete-refused", ("BACKUP-RETENTION",),
          "backups older than the policy cannot be deleted (the volume refuses): they pile up",
-         _retention_delete_refused, group="db"),
+         _retention_delete_refused, group="db",
+         expect=(("BACKUP-RETENTION", "fail", r"Operation not permitted"),)),
     Case("schedule-last-run-failed", ("BACKUP-SCHEDULE",),
          "the nightly backup job's last run failed (it still uses a rotated password)",
-         _schedule_last_run_failed, group="db"),
+         _schedule_last_run_failed, group="db",
+         expect=(("BACKUP-SCHEDULE", "fail", r"failed with exit status"),)),
     Case("drill-newest-damaged", ("RESTORE-DRYRUN",),
          "the newest backup the drill reads is damaged (checksum differs from its manifest)",
-         _drill_source_damaged, group="db"),
+         _drill_source_damaged, group="db", expect=(("RESTORE-DRYRUN", "fail", r"is not valid: sha256"),)),
     Case("drill-newest-cut", ("RESTORE-DRYRUN", "RESTORE-RTO"),
          "the newest backup was cut off mid-way (its manifest matches): it does not restore",
          _drill_source_cut, group="db"),

@@ -6,6 +6,7 @@ The table of what was expected and observed is printed at the end of the test se
 """
 from __future__ import annotations
 
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -209,6 +210,11 @@ def _row(case, items, required, blocking_ids):
             problems.append(f"{check_id} passed: {item['message']}")
         elif check_id in required and check_id not in blocking_ids:
             problems.append(f"{check_id} is required but does not block GO")
+    for check_id, status, pattern in case.expect:
+        item = items.get(check_id) or {}
+        if item.get("status") != status or not re.search(pattern, item.get("message", "")):
+            problems.append(f"{check_id} is {item.get('status')} ({item.get('message')!r}), expected {status} "
+                            f"matching {pattern!r}: failed for another reason")
     return observed, problems
 
 
@@ -243,7 +249,7 @@ def test_broken_deployments_never_pass_their_items(group, ansible, matrix_ctx):
         host = "mf-" + case.name
         observed, problems = _row(case, by_host.get(host, {}), required, blocking.get(host, set()))
         OBSERVED.append((case.group, case.profile, case.name, case.why, ", ".join(case.items), ", ".join(observed),
-                         "ok" if not problems else "FALSE PASS"))
+                         "ok" if not problems else ("FALSE PASS" if any(" passed: " in p for p in problems) else "WRONG REASON")))
         if problems:
             failures.append(f"{case.name} ({case.why}): " + "; ".join(problems))
     assert not failures, "\n".join(failures)

@@ -298,6 +298,8 @@ def test_app_ping_and_health_in_one_call_and_without_redis_py(ansible, tmp_path,
                  ready_body=ready_ok)
     run, r = ansible.run_tasks([both], extravars={"app_redis_url": redis_server.url})
     assert statuses(r[0]["checks"]) == {"REDIS-APP-PING": "pass", "REDIS-HEALTH": "pass"}
+    # the URL is the inventory's copy: the pass says so (the application may use another)
+    assert "the inventory's copy of the application's Redis URL" in r[0]["checks"]["REDIS-APP-PING"]["message"]
 
     python = venv_without(tmp_path / "venv-no-redis", ["redis"])
     run, r = ansible.run_tasks([both], extravars={"app_redis_url": redis_server.url},
