@@ -69,6 +69,7 @@ def __getattr__(name):
         return _PSYCOPG["error"]
     raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
+
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 

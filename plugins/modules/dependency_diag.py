@@ -209,6 +209,7 @@ def _conninfo_to_dict():
         return None
     return conninfo_to_dict
 
+
 # Kinds of a part that could not be checked: reported as not checked, never as down.
 NOT_CHECKED_KINDS = ("library", "unknown")
 DB_OPTIONS = ("db_host", "db_port", "db_name", "db_user", "db_password", "db_sslmode", "db_sslrootcert",

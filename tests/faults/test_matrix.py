@@ -86,8 +86,9 @@ def slowest_tasks(run, count=8) -> str:
     """The tasks that took longest (start to next start), for the one who has to make the run faster."""
     from datetime import datetime
     starts = [(datetime.fromisoformat(e["created"]), e["event_data"].get("task") or e["event_data"].get("play"))
-              for e in run.events if e.get("event") in ("playbook_on_task_start", "playbook_on_play_start",
-                                                         "playbook_on_stats") and e.get("created")]
+              for e in run.events
+              if e.get("event") in ("playbook_on_task_start", "playbook_on_play_start", "playbook_on_stats")
+              and e.get("created")]
     spans = sorted((((b[0] - a[0]).total_seconds(), a[1]) for a, b in zip(starts, starts[1:])), reverse=True)
     return ", ".join(f"{name} {sec:.0f} s" for sec, name in spans[:count])
 
@@ -174,7 +175,7 @@ def good_backups(marked_pg, tmp_path_factory) -> list[Path]:
     where = tmp_path_factory.mktemp("drill-backups")
     made = []
     harness = AnsibleHarness(base_dir=tmp_path_factory.mktemp("drill-setup"))
-    for _ in range(2):
+    for _attempt in range(2):
         _run, results = harness.run_tasks(
             [{"hunter.ops.pg_backup": dict(db_host=marked_pg.host, db_port=marked_pg.port, db_name=marked_pg.database,
                                            db_user=marked_pg.user, db_password="{{ pw }}", backup_dir=str(where),

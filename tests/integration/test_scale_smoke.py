@@ -26,7 +26,7 @@ pytestmark = [
 def test_two_hosts_over_ssh_report_every_item_with_one_connection_each():
     command = [sys.executable, str(ROOT / "bench" / "scale.py"), "--hosts", "2", "--repeat", "1",
                "--only", "preflight", "--no-warmup"]
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     line = re.search(r"preflight\s+n=2 .*", run.stdout)
     assert line, run.stdout
