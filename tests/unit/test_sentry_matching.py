@@ -5,6 +5,7 @@ no client) whose transport never reaches a server."""
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -108,7 +109,7 @@ def test_probe_script_in_a_runtime_without_sentry_sdk(tmp_path):
 def test_probe_script_sees_an_application_module_that_sets_up_no_client(tmp_path):
     (tmp_path / "quiet_app.py").write_text("import os\nSENTRY = os.environ.get('HUNTER_SENTRY_DSN')  # never init\n")
     (tmp_path / "broken_app.py").write_text("raise RuntimeError('settings missing: DATABASE_URL')\n")
-    env = {"PATH": "/usr/bin:/bin", "HUNTER_SENTRY_DSN": "https://0123456789abcdef0123456789abcdef@127.0.0.1:9/1"}
+    env = {"PATH": "/usr/bin:/bin", "HUNTER_SENTRY_DSN": "https://%s@127.0.0.1:9/1" % secrets.token_hex(16)}
     quiet = _run_script(tmp_path, sys.executable, env, app_module="quiet_app")
     assert quiet.result["initialised_by"] == "application" and quiet.result["client_active"] is False
     broken = _run_script(tmp_path, sys.executable, env, app_module="broken_app")
@@ -120,7 +121,7 @@ def test_probe_script_sees_an_application_module_that_sets_up_no_client(tmp_path
 def test_probe_script_reports_the_applications_client_and_the_drop(tmp_path):
     """A module that initialises sentry-sdk for a server that refuses connections: the client the
     application set up is reported (environment, release, DSN parts but never its key), and the drop."""
-    key = "0123456789abcdef0123456789abcdef"
+    key = secrets.token_hex(16)  # a DSN key made for this run
     (tmp_path / "app_sentry.py").write_text(
         "import os, sentry_sdk\n"
         "sentry_sdk.init(dsn=os.environ['HUNTER_SENTRY_DSN'], environment=os.environ['APP_ENV'], release='app@3')\n")
