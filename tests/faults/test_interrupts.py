@@ -90,6 +90,18 @@ def locked(pg, table="public.companies"):
     return conn
 
 
+def interrupt_problems(outcome: dict) -> list[str]:
+    """What every interrupted run must hold: pipelining on, no secret on disk, a failed run."""
+    problems = []
+    if outcome["remote_tmp_during"]:
+        problems.append("pipelining is off: module files in the remote temp dir")
+    if outcome["hits"]:
+        problems.append("secrets left on disk: " + "; ".join(outcome["hits"]))
+    if outcome["rc"] == 0:
+        problems.append("rc 0")
+    return problems
+
+
 def interrupt(run: Run, mid_run, sig: int, markers: dict[str, str], extra_roots=()) -> dict:
     """Start the run, wait until `mid_run()`, signal ansible-playbook's process group, wait until every
     process of the run is gone; then search the disk. Returns timings, hits and what was read."""
@@ -145,13 +157,7 @@ def test_interrupted_backup_leaves_no_secret_on_disk(signame, sig, tmp_path, mar
         locker.close()
     print(f"backup {signame}: mid-run after {outcome['reached_s']} s, every process gone "
           f"{outcome['gone_s']} s after the signal, {outcome['read']} files searched")
-    problems = []
-    if outcome["remote_tmp_during"]:
-        problems.append("pipelining is off: module files in the remote temp dir")
-    if outcome["hits"]:
-        problems.append("secrets left on disk: " + "; ".join(outcome["hits"]))
-    if outcome["rc"] == 0:
-        problems.append("rc 0")
+    problems = interrupt_problems(outcome)
     wait_for(lambda: not activity(marked_pg, "usename = 'hunter'"), 30, "the backup's sessions to end")
     partial = lib.leftovers(backup_dir)
     observed = f"rc {outcome['rc']}; gone {outcome['gone_s']} s after the signal; {outcome['read']} files searched, " \
@@ -187,13 +193,7 @@ def test_interrupted_drill_leaves_no_secret_on_disk(signame, sig, tmp_path, mark
     outcome = _interrupted_drill(tmp_path, marked_pg, marked_s3, disk_markers, slow_s3_backup, sig)
     print(f"drill {signame}: mid-run after {outcome['reached_s']} s, every process gone "
           f"{outcome['gone_s']} s after the signal, {outcome['read']} files searched")
-    problems = []
-    if outcome["remote_tmp_during"]:
-        problems.append("pipelining is off: module files in the remote temp dir")
-    if outcome["hits"]:
-        problems.append("secrets left on disk: " + "; ".join(outcome["hits"]))
-    if outcome["rc"] == 0:
-        problems.append("rc 0")
+    problems = interrupt_problems(outcome)
     scratch = outcome["scratch_after"]
     observed = f"rc {outcome['rc']}; gone {outcome['gone_s']} s after the signal; {outcome['read']} files " \
                f"searched, {len(outcome['hits'])} hits; scratch left: {scratch or 'none'}"
