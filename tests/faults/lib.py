@@ -55,6 +55,43 @@ def group_gone(pgid: int) -> bool:
     return False
 
 
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, ppid) of a process, None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], int(fields[1])
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` now, whatever its session: ansible-core's workers call setsid()
+    (WorkerProcess._detach), so ansible-playbook's process group holds neither them nor the modules
+    they run."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _stat(int(entry))
+            if stat:
+                children.setdefault(stat[1], []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def all_gone(pids) -> bool:
+    """No process of `pids` runs any more (a zombie waiting for its parent counts as gone)."""
+    for pid in pids:
+        stat = _stat(pid)
+        if stat and stat[0] != "Z":
+            return False
+    return True
+
+
 def needles(markers: dict[str, str]) -> dict[bytes, str]:
     """Every shape of every marker (as written, percent-encoded, JSON-escaped...) -> its name."""
     found = {}

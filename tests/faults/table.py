@@ -243,8 +243,11 @@ INTERRUPTS = [
         extra=("run ends rc!=0", "no partial", "no secret on disk")),
     Row("backup-SIGTERM", "SIGTERM to the run during a backup", "interrupts", expect={}, verdict="",
         extra=("run ends rc!=0", "no partial", "no secret on disk")),
-    Row("backup-SIGKILL", "SIGKILL to the run during a backup (AWX cancel)", "interrupts", expect={}, verdict="",
-        extra=("run ends rc!=0", "no secret on disk", "the next backup succeeds")),
+    Row("backup-SIGKILL", "SIGKILL to every process of the run during a backup (AWX cancel: container kill)",
+        "interrupts", expect={}, verdict="", extra=("run ends rc!=0", "no secret on disk", "the next backup succeeds")),
+    Row("backup-SIGKILL-group", "SIGKILL to ansible-playbook's process group during a backup (ansible-runner "
+        "cancel without a container)", "interrupts", expect={}, verdict="",
+        extra=("run ends rc!=0", "the backup in flight completes and verifies", "no partial", "no secret on disk")),
     Row("pg-dump-killed", "pg_dump killed (SIGKILL) mid-dump", "interrupts",
         expect={"BACKUP-CMD": (FAIL, r"pg_dump"), "BACKUP-VALID": (FAIL, r".")}, verdict="",
         extra=("no partial", "earlier backup intact")),
@@ -258,7 +261,8 @@ INTERRUPTS = [
         extra=("run ends rc!=0", "no scratch database", "no secret on disk")),
     Row("drill-SIGTERM", "SIGTERM to the run during a restore drill", "interrupts", expect={}, verdict="",
         extra=("run ends rc!=0", "no scratch database", "no secret on disk")),
-    Row("drill-SIGKILL", "SIGKILL to the run during a restore drill (AWX cancel)", "interrupts", expect={},
+    Row("drill-SIGKILL", "SIGKILL to every process of the run during a restore drill (AWX cancel: container kill)",
+        "interrupts", expect={},
         verdict="", extra=("run ends rc!=0", "no secret on disk", "the next drill drops the scratch database")),
 ]
 

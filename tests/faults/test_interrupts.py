@@ -37,7 +37,10 @@ from tests.harness import AnsibleHarness
 
 pytestmark = pytest.mark.slow
 
-SIGNALS = [("SIGINT", signal.SIGINT), ("SIGTERM", signal.SIGTERM), ("SIGKILL", signal.SIGKILL)]
+# (row suffix, signal, whole_tree): see interrupt(). SIGKILL is sent to every process of the run (a container
+# kill); SIGKILL-group only to ansible-playbook's process group (ansible-runner's cancel without a container).
+SIGNALS = [("SIGINT", signal.SIGINT, False), ("SIGTERM", signal.SIGTERM, False), ("SIGKILL", signal.SIGKILL, True)]
+BACKUP_SIGNALS = SIGNALS + [("SIGKILL-group", signal.SIGKILL, False)]
 SCRATCH_PREFIX = "restore_drill_marked"
 
 
@@ -102,19 +105,39 @@ def interrupt_problems(outcome: dict) -> list[str]:
     return problems
 
 
-def interrupt(run: Run, mid_run, sig: int, markers: dict[str, str], extra_roots=()) -> dict:
-    """Start the run, wait until `mid_run()`, signal ansible-playbook's process group, wait until every
-    process of the run is gone; then search the disk. Returns timings, hits and what was read."""
+def interrupt(run: Run, mid_run, sig: int, markers: dict[str, str], extra_roots=(), whole_tree: bool = False,
+              after_signal=None) -> dict:
+    """Start the run, wait until `mid_run()`, signal it, wait until every process of the run is gone (the
+    playbook's process group and every process below ansible-playbook: the workers and the modules they run
+    are in sessions of their own); then search the disk. Returns timings, hits and what was read.
+
+    By default the signal goes to ansible-playbook's process group, as a terminal's Ctrl-C or
+    ansible-runner's own cancel (killpg) sends it: ansible-playbook passes SIGINT/SIGTERM on to its
+    workers, but SIGKILL reaches no worker, and the task in flight goes on to its own end.
+    whole_tree=True kills every process of the run with SIGKILL at once, as a container kill (AWX cancels a
+    job by killing its execution environment's container) or the OOM killer does.
+    after_signal: called once the signal is sent (e.g. to release what the module waits for)."""
     began = time.time()
     clock = time.monotonic()
     run.start()
-    pgid = os.getpgid(run.playbook_pid())
+    playbook = run.playbook_pid()
+    pgid = os.getpgid(playbook)
     wait_for(mid_run, 90, "the module to be mid-run")
     reached = time.monotonic() - clock
     during = sorted(str(p) for p in run.remote_tmp.rglob("*"))
-    os.killpg(pgid, sig)
+    tree = lib.descendants(playbook) | {playbook}
+    if whole_tree:
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    else:
+        os.killpg(pgid, sig)
     signalled = time.monotonic()
-    wait_for(lambda: group_gone(pgid), 90, "every process of the run to end")
+    if after_signal:
+        after_signal()
+    wait_for(lambda: group_gone(pgid) and lib.all_gone(tree), 90, "every process of the run to end")
     gone = time.monotonic() - signalled
     run.finish()
     roots = list(lib.SCAN_ROOTS) + [run.base] + list(extra_roots)
@@ -142,8 +165,9 @@ def next_backup(tmp_path, pg, s3, bucket, backup_dir, markers) -> dict:
     return run.results().get("backup", {})
 
 
-@pytest.mark.parametrize("signame,sig", SIGNALS, ids=[s[0] for s in SIGNALS])
-def test_interrupted_backup_leaves_no_secret_on_disk(signame, sig, tmp_path, marked_pg, marked_s3, disk_markers):
+@pytest.mark.parametrize("signame,sig,whole_tree", BACKUP_SIGNALS, ids=[s[0] for s in BACKUP_SIGNALS])
+def test_interrupted_backup_leaves_no_secret_on_disk(signame, sig, whole_tree, tmp_path, marked_pg, marked_s3,
+                                                     disk_markers):
     row = row_named(f"backup-{signame}")
     bucket = marked_s3.create_bucket("marked-" + uuid.uuid4().hex[:8])
     backup_dir = tmp_path / "backups"
@@ -151,8 +175,10 @@ def test_interrupted_backup_leaves_no_secret_on_disk(signame, sig, tmp_path, mar
     # The test holds a lock on a table: the backup blocks on it mid-run, holding its connection.
     locker = locked(marked_pg)
     try:
+        # SIGKILL-group: the backup in flight survives the signal; the lock is released so it can go on.
         outcome = interrupt(run, lambda: activity(marked_pg, "wait_event_type = 'Lock'"), sig, disk_markers,
-                            extra_roots=[backup_dir])
+                            extra_roots=[backup_dir], whole_tree=whole_tree,
+                            after_signal=locker.close if sig == signal.SIGKILL and not whole_tree else None)
     finally:
         locker.close()
     print(f"backup {signame}: mid-run after {outcome['reached_s']} s, every process gone "
@@ -162,11 +188,10 @@ def test_interrupted_backup_leaves_no_secret_on_disk(signame, sig, tmp_path, mar
     partial = lib.leftovers(backup_dir)
     observed = f"rc {outcome['rc']}; gone {outcome['gone_s']} s after the signal; {outcome['read']} files searched, " \
                f"{len(outcome['hits'])} hits; partial left: {partial or 'none'}"
-    if sig != signal.SIGKILL and partial:
+    if not whole_tree and partial:
         problems.append(f"partial output left: {partial}")
-    # Nothing under a backup's final name unless it is whole. Seen once in CI: after SIGKILL of the
-    # playbook's process group a backup completed (its module outlived the group; cause not pinned
-    # down). A kept backup must then verify against its manifest, never be a partial one.
+    # Nothing under a backup's final name unless it is whole: after SIGKILL-group the backup in flight
+    # completes (its worker is in a session of its own), and what it keeps must verify against its manifest.
     from ansible_collections.hunter.ops.plugins.module_utils import backup as bk
     for name in lib.backups_in(backup_dir):
         wrong = bk.verify_backup(str(backup_dir / name))
@@ -174,7 +199,9 @@ def test_interrupted_backup_leaves_no_secret_on_disk(signame, sig, tmp_path, mar
         observed += f"; {kept}"
         if wrong:
             problems.append(f"a backup that does not verify was kept: {kept}")
-    if sig == signal.SIGKILL:
+    if signame == "SIGKILL-group" and not lib.backups_in(backup_dir):
+        problems.append("the backup in flight neither completed nor failed visibly after SIGKILL-group")
+    if whole_tree:
         # a killed module cannot remove its partial: the next backup of the folder does
         result = next_backup(tmp_path, marked_pg, marked_s3, bucket, backup_dir, disk_markers)
         after = lib.leftovers(backup_dir)
@@ -186,20 +213,20 @@ def test_interrupted_backup_leaves_no_secret_on_disk(signame, sig, tmp_path, mar
     assert not problems, problems
 
 
-@pytest.mark.parametrize("signame,sig", SIGNALS, ids=[s[0] for s in SIGNALS])
-def test_interrupted_drill_leaves_no_secret_on_disk(signame, sig, tmp_path, marked_pg, marked_s3, disk_markers,
-                                                    slow_s3_backup):
+@pytest.mark.parametrize("signame,sig,whole_tree", SIGNALS, ids=[s[0] for s in SIGNALS])
+def test_interrupted_drill_leaves_no_secret_on_disk(signame, sig, whole_tree, tmp_path, marked_pg, marked_s3,
+                                                    disk_markers, slow_s3_backup):
     row = row_named(f"drill-{signame}")
-    outcome = _interrupted_drill(tmp_path, marked_pg, marked_s3, disk_markers, slow_s3_backup, sig)
+    outcome = _interrupted_drill(tmp_path, marked_pg, marked_s3, disk_markers, slow_s3_backup, sig, whole_tree)
     print(f"drill {signame}: mid-run after {outcome['reached_s']} s, every process gone "
           f"{outcome['gone_s']} s after the signal, {outcome['read']} files searched")
     problems = interrupt_problems(outcome)
     scratch = outcome["scratch_after"]
     observed = f"rc {outcome['rc']}; gone {outcome['gone_s']} s after the signal; {outcome['read']} files " \
                f"searched, {len(outcome['hits'])} hits; scratch left: {scratch or 'none'}"
-    if sig != signal.SIGKILL and scratch:
+    if not whole_tree and scratch:
         problems.append(f"scratch database left: {scratch}")
-    if sig == signal.SIGKILL:
+    if whole_tree:
         observed += f"; next drill: scratch after {outcome['scratch_after_next'] or 'none'}"
         if outcome["scratch_after_next"]:
             problems.append(f"the next drill did not drop the leftover: {outcome['scratch_after_next']}")
@@ -211,7 +238,7 @@ def test_without_pipelining_a_killed_drill_leaves_its_arguments_on_disk(tmp_path
                                                                         slow_s3_backup):
     """The control: what ansible.cfg's pipelining prevents, and proof that the search finds a leak."""
     outcome = _interrupted_drill(tmp_path, marked_pg, marked_s3, disk_markers, slow_s3_backup, signal.SIGKILL,
-                                 env={"ANSIBLE_PIPELINING": "false"}, next_drill=False)
+                                 whole_tree=True, env={"ANSIBLE_PIPELINING": "false"}, next_drill=False)
     print(f"drill SIGKILL without pipelining: {outcome['hits']}")
     assert any("AnsiballZ_pg_restore_dryrun.py" in p for p in outcome["remote_tmp_during"])
     leaked = {hit.rsplit(": ", 1)[1] for hit in outcome["hits"] if "AnsiballZ_pg_restore_dryrun.py" in hit}
@@ -227,15 +254,15 @@ def _drill_tasks(tmp_path, pg, s3_server, where):
     return [{"name": "drill", "hunter.ops.pg_restore_dryrun": args}]
 
 
-def _interrupted_drill(tmp_path, pg, s3_server, markers, where, sig, env=None, next_drill=True):
+def _interrupted_drill(tmp_path, pg, s3_server, markers, where, sig, whole_tree, env=None, next_drill=True):
     run = Run(tmp_path / "run", _drill_tasks(tmp_path, pg, s3_server, where), dict(markers), env=env)
     try:
         outcome = interrupt(run, lambda: activity(pg, "query LIKE '%pg_sleep(60)%'"), sig, markers,
-                            extra_roots=[tmp_path / "downloads"])
+                            extra_roots=[tmp_path / "downloads"], whole_tree=whole_tree)
         # A backend inside pg_sleep notices its client is gone only when the sleep ends: end it now, as the
         # server would at its next write (the drill's sweep leaves a scratch alone while its run has sessions).
-        # Only after SIGKILL: a drill that was signalled ends its own restore session.
-        if sig == signal.SIGKILL:
+        # Only after a kill: a drill that was signalled ends its own restore session.
+        if whole_tree:
             pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' "
                     "AND pid <> pg_backend_pid()", superuser=True)
         wait_for(lambda: not activity(pg, "query LIKE '%pg_sleep(60)%'"), 30, "the restore's session to end")
