@@ -36,6 +36,9 @@ options:
       - Whether the diagnosis is needed this run (readiness or startup failed). When V(false), only the settings
         are validated - C(HEALTH-DIAG) is V(skip) with O(not_needed_reason), or V(fail) naming every bad value, so
         a bad setting is found before the night it is needed.
+      - Such a run observes nothing on the host, so its action plugin validates the settings on the controller,
+        with this module's own argument spec and checks, and the module does not run on the host; unless
+        O(redis_ca_path) or O(db_sslrootcert) is set (the file must exist on the host).
     type: bool
     default: true
   not_needed_reason:
@@ -188,7 +191,7 @@ import threading
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hunter.ops.plugins.module_utils import pg, secret, validate
+from ansible_collections.hunter.ops.plugins.module_utils import diag_settings, pg, secret, validate
 from ansible_collections.hunter.ops.plugins.module_utils.app_settings import AppSettings, SettingUnknown
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_text
 from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, SKIP, WARN, Stopwatch, check_item
@@ -401,49 +404,13 @@ def redis_settings(params, problems, settings, timeout, secrets):
 
 
 def main():
-    argument_spec = pg.pg_argument_spec()
-    argument_spec.update(
-        needed=dict(type="bool", default=True),
-        not_needed_reason=dict(type="str", default="not needed: ready and startup passed"),
-        pidfile=dict(type="path"),
-        env_files=dict(type="list", elements="path", default=[]),
-        redis_env_vars=dict(type="list", elements="str", default=["REDIS_URL", "HUNTER_REDIS_URL"]),
-        db_env_vars=dict(type="list", elements="str", default=["DATABASE_URL", "HUNTER_DATABASE_URL"]),
-        redis_url=dict(type="str", no_log=True),
-        redis_timeout=dict(type="raw", default=5),
-        redis_ca_path=dict(type="path"),
-        param_labels=dict(type="dict", default={}),
-        # Validated here, so a bad value is named as the operator set it (param_labels).
-        db_port=dict(type="raw", default=5432),
-        db_sslmode=dict(type="str", default="prefer"),
-        db_connect_timeout=dict(type="raw", default=5),
-        db_statement_timeout=dict(type="raw", default=30),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=diag_settings.argument_spec(), supports_check_mode=True)
     params = dict(module.params)
     secrets = secret.protect(module)  # db_password, redis_url and the password inside it
-    problems = validate.InputProblems(params.get("param_labels"))
-
-    redis_timeout = problems.check("redis_timeout", validate.positive_number, params["redis_timeout"])
-    params["db_port"] = problems.check("db_port", validate.port, params["db_port"])
-    params["db_connect_timeout"] = problems.check("db_connect_timeout", validate.integer, params["db_connect_timeout"],
-                                                  minimum=1)
-    params["db_statement_timeout"] = problems.check("db_statement_timeout", validate.integer,
-                                                    params["db_statement_timeout"], minimum=0)
-    if params.get("db_sslmode") not in pg.SSLMODES:
-        problems.add("db_sslmode", "must be one of %s, got %r" % (", ".join(pg.SSLMODES), params.get("db_sslmode")))
-    for name in ("redis_ca_path", "db_sslrootcert"):
-        if params.get(name):
-            problems.check(name, validate.existing_path, params[name])
+    problems, redis_timeout = diag_settings.check_settings(params)
 
     if not params["needed"]:
-        if problems.errors:
-            message = "%s (HEALTH-DIAG could not run with these settings; %s)" % (
-                redact_text(problems.message(), secrets), params["not_needed_reason"])
-            module.exit_json(changed=False, down=[], checks={"HEALTH-DIAG": check_item(
-                FAIL, message, {"bad_options": sorted(problems.errors)})})
-        module.exit_json(changed=False, down=[], checks={"HEALTH-DIAG": check_item(
-            SKIP, params["not_needed_reason"], {"needed": False})})
+        module.exit_json(**diag_settings.not_needed_result(params, problems, secrets))
 
     settings = AppSettings(params.get("pidfile"), params.get("env_files"))
     found = set()

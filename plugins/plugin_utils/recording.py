@@ -155,6 +155,25 @@ class CheckModuleAction(ActionBase):
         """{ID: reason} for IDs the task owns but its arguments leave out: recorded as skip."""
         return {}
 
+    def outcome_on_controller(self, args):
+        """The module's result when the controller can tell it without the host (a run that observes
+        nothing there), else None: the module runs on the host."""
+        return None
+
+    def run_module(self, args, task_vars):
+        try:
+            return self._execute_module(module_name=self._task.resolved_action or self._task.action,
+                                        module_args=args, task_vars=task_vars)
+        except AnsibleConnectionFailure as err:
+            return {"unreachable": True, "msg": to_text(err)}
+        except AnsibleError as err:
+            return {"failed": True, "msg": to_text(err.message if hasattr(err, "message") else err)}
+        finally:
+            try:
+                self._remove_tmp_path(self._connection._shell.tmpdir)
+            except AnsibleError:
+                pass  # the connection is gone; the items say so
+
     def run(self, tmp=None, task_vars=None):
         result = super(CheckModuleAction, self).run(tmp, task_vars)
         del tmp
@@ -166,18 +185,9 @@ class CheckModuleAction(ActionBase):
             ids = list(MODULE_IDS.get(self._task.action.split(".")[-1], ()))
             unselected = {}
             self._display.vvv("hunter.ops: cannot tell the IDs from the arguments: %s" % to_text(err))
-        try:
-            outcome = self._execute_module(module_name=self._task.resolved_action or self._task.action,
-                                           module_args=args, task_vars=task_vars)
-        except AnsibleConnectionFailure as err:
-            outcome = {"unreachable": True, "msg": to_text(err)}
-        except AnsibleError as err:
-            outcome = {"failed": True, "msg": to_text(err.message if hasattr(err, "message") else err)}
-        finally:
-            try:
-                self._remove_tmp_path(self._connection._shell.tmpdir)
-            except AnsibleError:
-                pass  # the connection is gone; the items say so
+        outcome = self.outcome_on_controller(args)
+        if outcome is None:
+            outcome = self.run_module(args, task_vars)
         items = items_of(outcome, ids)
         for check_id, reason in unselected.items():
             items.setdefault(check_id, {"status": SKIP, "message": one_line(reason), "evidence": {"reason": one_line(reason)}})
