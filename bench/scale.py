@@ -2,7 +2,7 @@
 against the obvious hand-written playbook (one ansible.builtin.uri / command task per check),
 alternating runs.
 
-    .venv/bin/python bench/scale.py [--hosts 1,10,50] [--repeat 3] [--forks 50] [--strategy linear]
+    .venv/bin/python bench/scale.py [--hosts 1,10,50] [--repeat 3] [--only preflight] [--set ANSIBLE_FORKS=50]
 
 The hosts are N plain `sshd` processes on this machine, each on its own loopback address
 (127.0.93.1, 127.0.93.2, ...; port 2222, or a free port when 2222 is taken there) with its own host
