@@ -67,10 +67,10 @@ def _run(argv: list, cwd: Path, what: str, timeout: int = 300) -> subprocess.Com
     return proc
 
 
-def builder_context(dest: Path) -> Path:
-    """`ansible-builder create` on execution-environment.yml into dest/context (offline)."""
+def builder_context(dest: Path, definition: str = "execution-environment.yml") -> Path:
+    """`ansible-builder create` on the definition (execution-environment.yml) into dest/context (offline)."""
     context = Path(dest) / "context"
-    _run([BIN / "ansible-builder", "create", "-f", REPO_ROOT / "execution-environment.yml", "-c", context,
+    _run([BIN / "ansible-builder", "create", "-f", REPO_ROOT / definition, "-c", context,
           "--output-filename", "Containerfile"], REPO_ROOT, "ansible-builder create")
     return context
 
