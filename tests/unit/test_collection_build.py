@@ -97,13 +97,13 @@ def test_artifact_ships_no_gitignored_file(artifact):
 
 def test_artifact_ships_the_execution_environment_metadata(artifact):
     """ansible-builder reads meta/execution-environment.yml from the installed collection and the
-    files it names; the project's own execution-environment.yml, ee/, awx/ and build context stay out."""
+    files it names; the project's own execution-environment(.local).yml, ee/, awx/ and build context stay out."""
     names = set(artifact[0])
     meta = yaml.safe_load((REPO / "meta" / "execution-environment.yml").read_text())
     assert "meta/execution-environment.yml" in names
     for kind in ("python", "system"):
         assert meta["dependencies"][kind] in names, kind
-    project_only = {"execution-environment.yml", "ee", "context", "awx"}
+    project_only = {"execution-environment.yml", "execution-environment.local.yml", "ee", "context", "awx"}
     assert not [n for n in names if n.split("/")[0] in project_only]
 
 

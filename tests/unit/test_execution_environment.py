@@ -170,3 +170,56 @@ def test_final_stage_installs_the_client_tools_for_the_platform(introspected, pr
     tools and compressors under each family's package names; test-only entries stay out."""
     rules = Depends("\n".join(introspected["system"]) + "\n").active_rules(profiles)
     assert {rule[0] for rule in rules} == packages
+
+
+# -- the local variant (execution-environment.local.yml): built by scripts/setup.d/ee.sh, run by
+# tests/fleet/test_ee_job.py; here what it must keep of the real definition, offline.
+
+LOCAL_EE = yaml.safe_load((REPO / "execution-environment.local.yml").read_text())
+
+
+def test_local_definition_differs_only_in_base_image_package_manager_and_collection_sources():
+    real, local = EE["dependencies"], LOCAL_EE["dependencies"]
+    for key in ("ansible_core", "ansible_runner", "system", "exclude"):
+        assert local[key] == real[key], key
+    assert LOCAL_EE["images"]["base_image"]["name"] == "localhost/hunter-ops-base:bookworm"
+    assert "--offline" in LOCAL_EE["build_arg_defaults"]["ANSIBLE_GALAXY_CLI_COLLECTION_OPTS"].split()
+    assert LOCAL_EE["options"]["package_manager_path"] == "/usr/local/sbin/pkgmgr-apt"
+    # hunter.ops is copied the same way
+    hunter = [f for f in EE["additional_build_files"] if f["dest"].startswith("hunter_ops")]
+    assert [f for f in LOCAL_EE["additional_build_files"] if f["dest"].startswith("hunter_ops")] == hunter
+    # the same collections, every one from the build context (no Galaxy)
+    local_reqs = yaml.safe_load((REPO / local["galaxy"]).read_text())["collections"]
+    assert {r["type"] for r in local_reqs} == {"dir"}
+    copied = {f"./{f['dest']}" for f in LOCAL_EE["additional_build_files"]}
+    assert {r["name"] for r in local_reqs} <= copied | {"./hunter_ops"}
+
+
+def test_local_context_installs_every_collection_offline(tmp_path):
+    """The local context's galaxy stage with --offline (as its build arg says) and nothing installed
+    beforehand: all four collections come from the context, at the versions set-up unpacked."""
+    context = builder_context(tmp_path / "ee", "execution-environment.local.yml")
+    dest = tmp_path / "collections"
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-galaxy"), "collection", "install", "-r",
+                           "requirements.yml", "-p", str(dest), "--offline"], cwd=context / "_build",
+                          env=clean_env(), capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    installed = {}
+    for manifest in (dest / "ansible_collections").glob("*/*/MANIFEST.json"):
+        info = json.loads(manifest.read_text())["collection_info"]
+        installed[f"{info['namespace']}.{info['name']}"] = info["version"]
+    unpacked = REPO / ".ansible" / "collections" / "ansible_collections"
+    expected = {f"{ns}.{name}": json.loads((unpacked / ns / name / "MANIFEST.json").read_text())["collection_info"]["version"]
+                for ns, name in (("community", "postgresql"), ("community", "general"), ("amazon", "aws"))}
+    assert installed == dict(expected, **{"hunter.ops": GALAXY["version"]})
+    containerfile = (context / "Containerfile").read_text()
+    assert "COPY _build/local/pkgmgr-apt /usr/local/sbin/pkgmgr-apt" in containerfile
+
+
+@pytest.mark.parametrize("argv", [["install", "-y", "--enablerepo", "epel", "pkg"], ["module", "enable", "x"]],
+                         ids=["unknown-option", "unknown-verb"])
+def test_pkgmgr_shim_refuses_what_it_does_not_translate(argv):
+    """ee/local/pkgmgr-apt stands in for dnf: what it cannot translate fails the build (before any apt-get)."""
+    proc = subprocess.run(["sh", str(REPO / "ee" / "local" / "pkgmgr-apt"), *argv], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert proc.returncode == 2 and "unsupported" in proc.stderr, proc
