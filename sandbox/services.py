@@ -47,6 +47,35 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Ports that refuse connections: bound, never listening. A test that stops a server (or needs a dead
+# endpoint) keeps its port here, so no server started later (another test, another pytest-xdist worker,
+# another run on the machine) can take the port and answer in its place: a "down" service stays down.
+_REFUSING: dict[int, socket.socket] = {}
+
+
+def refused_port(port: int = 0) -> int:
+    """Hold `port` (0: a new one) on 127.0.0.1 for as long as this process lives, or until a server of
+    ours starts on it again (release_port); connecting to it is refused. When `port` cannot be held
+    (something else took it already), a new refused port is returned instead."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((LOOPBACK, port))  # no SO_REUSEADDR: no later server can bind beside it
+    except OSError:
+        sock.close()
+        if not port:
+            raise
+        return refused_port(0)
+    held = sock.getsockname()[1]
+    _REFUSING[held] = sock
+    return held
+
+
+def release_port(port: int) -> None:
+    sock = _REFUSING.pop(port, None)
+    if sock is not None:
+        sock.close()
+
+
 def random_secret(nbytes: int = 18) -> str:
     """URL-safe random secret (no characters that need quoting in a DSN)."""
     return secrets.token_urlsafe(nbytes)
@@ -221,6 +250,7 @@ class ManagedProcess:
     def start(self) -> "ManagedProcess":
         if self.is_running():
             return self
+        release_port(self.port)
         self.prepare()
         began = time.monotonic()
         with open(self.log_path, "ab") as log:
@@ -258,6 +288,7 @@ class ManagedProcess:
                     os.kill(pid, signal.SIGKILL)
         self._proc = None
         self.pid_path.unlink(missing_ok=True)
+        refused_port(self.port)  # stopped stays stopped: nothing else answers on its port
 
     def stop(self, timeout: float = 10.0) -> None:
         """Graceful stop (SIGTERM, then SIGKILL). Safe to call twice."""
@@ -456,6 +487,7 @@ class PostgresServer(ManagedProcess):
     def start(self) -> "PostgresServer":
         if self.is_running():
             return self
+        release_port(self.port)
         began = time.monotonic()
         fresh = not (self.datadir / "PG_VERSION").exists()
         if fresh:
@@ -475,11 +507,13 @@ class PostgresServer(ManagedProcess):
         """Fast shutdown. Safe to call twice."""
         if self.is_running():
             self._pg_ctl("-m", "fast", "-w", "-t", str(int(timeout)), "stop", check=False)
+            refused_port(self.port)
 
     def kill(self) -> None:
         """Immediate shutdown (no checkpoint), for fault tests."""
         if self.is_running():
             self._pg_ctl("-m", "immediate", "-w", "stop", check=False)
+            refused_port(self.port)
 
     def destroy(self) -> None:
         """Stop and delete the cluster's files."""

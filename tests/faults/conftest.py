@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sandbox.services import PostgresServer, RedisServer, SampleService, SilentServer, free_port, seed
+from sandbox.services import PostgresServer, RedisServer, SampleService, SilentServer, refused_port, seed
 from tests.harness import REPO_ROOT, AnsibleHarness
 
 sys.path.insert(0, str(REPO_ROOT / ".ansible" / "collections"))
@@ -99,8 +99,9 @@ class FaultContext:
 
     # -- services --------------------------------------------------------------------------------
     @staticmethod
-    def free_port() -> int:
-        return free_port()
+    def dead_port() -> int:
+        """A port that refuses connections (sandbox.services.refused_port)."""
+        return refused_port()
 
     def _keep(self, server):
         with self._lock:
@@ -211,7 +212,7 @@ class FaultContext:
             service.stop()
             return self.app_host(service)
         if kind == "s3":  # nothing listens where the endpoint was
-            return self.db_host(host, hunter_backup_s3_endpoint_url=f"http://127.0.0.1:{free_port()}")
+            return self.db_host(host, hunter_backup_s3_endpoint_url=f"http://127.0.0.1:{refused_port()}")
         raise ValueError(kind)
 
     def hung_host(self, kind: str, host: str) -> dict:
@@ -239,7 +240,7 @@ class FaultContext:
         return self._keep(HtmlCatchAllServer()).url
 
     def tracker_down_host(self, host: str) -> dict:
-        dead = free_port()
+        dead = refused_port()
         parts = urllib.parse.urlsplit(self.bugsink.dsn)
         dsn = parts._replace(netloc=f"{parts.username}@127.0.0.1:{dead}").geturl()
         return self.app_host(self.service(env={"HUNTER_SENTRY_DSN": dsn}),

@@ -154,7 +154,7 @@ PREFLIGHT = [
     Row("unreachable", "the app host is unreachable (SSH refused)", "preflight", group="app",
         expect=every(HEALTH_ITEMS + SENTRY_ITEMS + API_ITEMS + APP_REDIS_ITEMS, FAIL, r"(?i)unreachable"),
         build=lambda ctx, host: ctx.app_host(ctx.baseline_service, ansible_connection="ssh",
-                                             ansible_host="127.0.0.1", ansible_port=ctx.free_port(),
+                                             ansible_host="127.0.0.1", ansible_port=ctx.dead_port(),
                                              ansible_user="hunter-ops-nobody", ansible_timeout=5)),
     # bad inputs: one host each, on the healthy services
     Row("bad-url", "bad input: a malformed application URL", "preflight", group="app",

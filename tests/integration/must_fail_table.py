@@ -51,8 +51,8 @@ class Case:
 
 def _dead_database_url(ctx) -> str:
     """The application's database, down: nothing listens on its port any more."""
-    from sandbox.services import free_port
-    return f"postgresql://{ctx.pg_shared.user}:{ctx.pg_shared.password}@127.0.0.1:{free_port()}/{ctx.pg_shared.database}"
+    from sandbox.services import refused_port
+    return f"postgresql://{ctx.pg_shared.user}:{ctx.pg_shared.password}@127.0.0.1:{refused_port()}/{ctx.pg_shared.database}"
 
 
 def _with_pidfile(ctx, service, **overrides) -> dict:
@@ -368,8 +368,8 @@ BACKUP = [
 
 
 def _dead_url() -> str:
-    from sandbox.services import free_port
-    return "http://127.0.0.1:%d" % free_port()
+    from sandbox.services import refused_port
+    return "http://127.0.0.1:%d" % refused_port()
 
 
 # -- Profile B: the same service shaped unlike the runbook ----------------------------------------------

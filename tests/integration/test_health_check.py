@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.services import free_port
+from sandbox.services import refused_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".ansible" / "collections"))
 from ansible_collections.hunter.ops.plugins.module_utils.checklist import BY_ID, DEFAULT_REQUIRED  # noqa: E402
@@ -97,7 +97,7 @@ def tls_service(tmp_path):
 
 def test_probe_cases_against_the_sample_service(ansible, sample_service, silent_server,
                                                 tls_service, assert_no_secret):
-    down_url = f"http://127.0.0.1:{free_port()}"
+    down_url = f"http://127.0.0.1:{refused_port()}"
     probe_key = "pk_" + uuid.uuid4().hex
     redis_secret = "rp_" + uuid.uuid4().hex
     fast = dict(timeout=1, startup_timeout=1, startup_interval=0.3)
@@ -330,7 +330,7 @@ def health_required() -> list[str]:
 
 def dead_database_url(pg) -> str:
     """The app's database, down: its port answers nothing."""
-    return f"postgresql://{pg.user}:{pg.password}@127.0.0.1:{free_port()}/{pg.database}"
+    return f"postgresql://{pg.user}:{pg.password}@127.0.0.1:{refused_port()}/{pg.database}"
 
 
 def test_issue9_ready_200_whose_body_says_the_database_is_down_is_no_go(ansible, make_service, pg,

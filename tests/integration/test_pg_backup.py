@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sandbox.services import PostgresServer, free_port, seed
+from sandbox.services import PostgresServer, refused_port, seed
 from tests.harness import AnsibleHarness
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".ansible" / "collections"))
@@ -618,7 +618,7 @@ def items(run, host="db1") -> dict:
 def test_role_s3_unreachable_keeps_the_local_backup_and_fails_location(src, ansible, tmp_path, assert_no_secret):
     secret = "s3-" + secrets.token_urlsafe(16)
     inventory = role_inventory(
-        src, tmp_path, hunter_backup_s3_endpoint_url=f"http://127.0.0.1:{free_port()}", hunter_backup_s3_bucket="hb",
+        src, tmp_path, hunter_backup_s3_endpoint_url=f"http://127.0.0.1:{refused_port()}", hunter_backup_s3_bucket="hb",
         hunter_backup_s3_region="us-east-1", hunter_backup_s3_access_key="AKIATEST", hunter_backup_s3_secret_key=secret,
         pg_backup_s3_timeout=2, pg_backup_remote_host="")
     run = ansible.run_playbook("playbooks/pg_backup.yml", inventory)

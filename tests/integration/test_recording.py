@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox.services import free_port
+from sandbox.services import refused_port
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "health_preflight.yml"
 HEALTH_IDS = ["HEALTH-LIVE", "HEALTH-READY", "HEALTH-STARTUP", "HEALTH-ENV", "HEALTH-DB", "HEALTH-REDIS",
@@ -28,7 +28,7 @@ def by_host(run, host):
 
 
 def test_an_unreachable_host_fails_every_item_it_owns_and_the_others_are_still_judged(ansible, sample_service):
-    gone = app_host(sample_service, ansible_connection="ssh", ansible_host="127.0.0.1", ansible_port=free_port(),
+    gone = app_host(sample_service, ansible_connection="ssh", ansible_host="127.0.0.1", ansible_port=refused_port(),
                     ansible_user="nobody",
                     ansible_ssh_common_args="-o StrictHostKeyChecking=no -o ConnectTimeout=3 -o BatchMode=yes")
     inventory = {"all": {"children": {"app": {"hosts": {"app-ok": app_host(sample_service), "app-gone": gone}}}}}

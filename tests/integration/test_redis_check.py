@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from sandbox.services import free_port
+from sandbox.services import refused_port
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "redis_preflight.yml"
 CACHE_IDS = ["REDIS-PING", "REDIS-OPS", "REDIS-POOL"]
@@ -66,7 +66,7 @@ def test_redis_probe_cases(ansible, tmp_path, redis_server, seeded_keys, make_re
     replica = make_redis(replicaof=primary)
     full = make_redis(extra_args=["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"])
     fill_until_oom(full.client())
-    down_port = free_port()
+    down_port = refused_port()
     wrong_password = "wrong-" + uuid.uuid4().hex
     url_secret = "urlpw-" + uuid.uuid4().hex
     env_file = tmp_path / "app.env"

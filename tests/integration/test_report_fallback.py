@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.services import free_port
+from sandbox.services import refused_port
 from tests.harness import AnsibleHarness
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "report_fallback.yml"
@@ -60,7 +60,7 @@ def test_unwritable_report_dir_falls_back_and_the_exit_code_follows_go(ansible, 
 
 def test_unwritable_report_dir_on_no_go_still_prints_table_and_fails(ansible, tmp_path, redis_server, blocked):
     fallback = tmp_path / "fallback"
-    run = ansible.run_playbook(PLAYBOOK, inventory(redis_server, port=free_port()), extravars={
+    run = ansible.run_playbook(PLAYBOOK, inventory(redis_server, port=refused_port()), extravars={
         "hunter_ops_report_dir": str(blocked), "hunter_ops_required_checks": ["REDIS-PING"],
         "preflight_report_fallback_dirs": [str(fallback)]})
     assert run.rc != 0

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.services import REPO_ROOT, SampleService, free_port
+from sandbox.services import REPO_ROOT, SampleService, free_port, refused_port
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "sentry_preflight.yml"
 EVENT_IDS = ["SENTRY-EVENT", "SENTRY-ENV", "SENTRY-DETAIL", "SENTRY-ALERTS"]
@@ -194,7 +194,7 @@ def test_rejections_fail_fast_with_the_reason(ansible, tmp_path, bugsink, sentry
     and a malformed API token, an unknown project id for the API: each fails at once, naming the cause,
     far inside the 60 s wait."""
     other = bugsink.create_project(f"other-{uuid.uuid4().hex[:6]}")
-    dead = f"http://{public_key(bugsink.dsn)}@127.0.0.1:{free_port()}/{bugsink.project_id}"
+    dead = f"http://{public_key(bugsink.dsn)}@127.0.0.1:{refused_port()}/{bugsink.project_id}"
     wrong = {"wrong_key": with_key(bugsink.dsn, "0" * 32),
              "wrong_project": with_key(bugsink.dsn, public_key(other["dsn"])),  # a real key of another project
              "down": dead}
@@ -204,7 +204,7 @@ def test_rejections_fail_fast_with_the_reason(ansible, tmp_path, bugsink, sentry
         event_check(bugsink, dsn="{{ wrong_project }}", **sdk),
         event_check(bugsink, dsn="{{ down }}", **sdk),
         event_check(bugsink, method="endpoint", app_url=sentry_app.url, api_key="{{ app_key }}", wait_timeout=60,
-                    api_url=f"http://127.0.0.1:{free_port()}"),
+                    api_url=f"http://127.0.0.1:{refused_port()}"),
         event_check(bugsink, dsn="{{ good }}", api_token="f" * 40, **sdk),
         event_check(bugsink, dsn="{{ good }}", api_token="not-a-token", **sdk),
         event_check(bugsink, dsn="{{ good }}", project="999999", **sdk),
