@@ -168,8 +168,9 @@ stage_unit() {
   run_pytest unit tests/unit --ignore="$BUILD_TEST"
 }
 
-# Its tests mostly wait on their subprocesses (ansible-playbook, services starting, timeouts), so two
-# processes finish sooner even on 2 cores. Whole files per worker (--dist loadfile): a file's module
+# One process keeps about one of 2 cores busy (its tests wait on ansible-playbook, services, timeouts:
+# 60 s CPU in 66 s wall on three files at load ~2), so a second worker finishes sooner (56 s there);
+# a few tests bound times and fail at loads far above the cores (seen at 20-40). Whole files per worker (--dist loadfile): a file's module
 # fixtures start once; in collection order (the must-fail matrix, the longest file, first: tests/conftest.py)
 # rather than xdist's largest-test-count first. Session services (PostgreSQL, Redis, Bugsink, moto) start
 # once per worker.
