@@ -17,6 +17,8 @@
 #   HUNTER_OPS_NO_SETUP=1           do not run scripts/setup.sh first
 #   HUNTER_OPS_SANITY_DIR=DIR       where the sanity copy lives (kept between runs)
 #   HUNTER_OPS_SANITY_PYTHON=3.11   Python version ansible-test sanity uses
+#   HUNTER_OPS_INTEGRATION_WORKERS=2  pytest-xdist workers of the integration stage, one test file
+#                                   each at a time (0 = all in this one process, in file order)
 #   MOLECULE_SCENARIOS="a b"        only these Molecule scenarios
 # Output: per-stage logs in reports/test-logs/, JUnit XML in reports/test-results/.
 set -uo pipefail
@@ -39,7 +41,7 @@ BUILD_TEST="tests/unit/test_collection_build.py"
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 warn() { printf '[test] %s\n' "$*" >&2; }
 
-usage() { sed -n '3,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------- arguments
 quick=0
@@ -166,8 +168,18 @@ stage_unit() {
   run_pytest unit tests/unit --ignore="$BUILD_TEST"
 }
 
+# One process keeps about one of 2 cores busy (its tests wait on ansible-playbook, services, timeouts:
+# 60 s CPU in 66 s wall on three files at load ~2), so a second worker finishes sooner (56 s there);
+# a few tests bound times and fail at loads far above the cores (seen at 20-40). Whole files per worker (--dist loadfile): a file's module
+# fixtures start once; in collection order (the must-fail matrix, the longest file, first: tests/conftest.py)
+# rather than xdist's largest-test-count first. Session services (PostgreSQL, Redis, Bugsink, moto) start
+# once per worker.
 stage_integration() {
-  run_pytest integration tests/integration
+  local workers="${HUNTER_OPS_INTEGRATION_WORKERS:-2}" xdist=()
+  if [ "$workers" != 0 ]; then
+    xdist=(-n "$workers" --dist loadfile --no-loadscope-reorder)
+  fi
+  run_pytest integration tests/integration "${xdist[@]}"
 }
 
 # The fault matrix (tests/faults/table.py): real faults, real signals, marker secrets searched for

@@ -432,7 +432,3 @@ PROFILE_B = [
 ]
 
 CASES = HEALTH + SENTRY + REDIS + API + BACKUP + PROFILE_B
-
-# Filled by the runner: (group, profile, row, why, items, observed, verdict) per row, printed at the end of
-# the session (tests/conftest.py).
-OBSERVED: list[tuple[str, str, str, str, str, str]] = []

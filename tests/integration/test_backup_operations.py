@@ -1,5 +1,5 @@
 """Backups as operators run them (issue 10): the copy to the backup host without the controller in the path,
-retention by count per label everywhere (and what 20 preflights leave), S3 waits bounded by the configured
+retention by count per label everywhere (and what repeated preflights leave), S3 waits bounded by the configured
 timeout, and the metrics each job leaves for node_exporter - against real PostgreSQL, rsync, moto S3 and a
 listener that never answers.
 """
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness import REPO_ROOT
@@ -273,36 +274,46 @@ def test_retention_waits_for_the_backup_lock_and_gives_up_with_a_warning(pg, ans
     assert backups_in(backup_dir) == [os.path.basename(made[-1])]
 
 
-TWENTY_PREFLIGHTS = [{
-    "name": "Twenty preflight-style runs of the backup role with the default retention",
+# The role's default count for pre-release labels (a preflight's pre_v1.0 backups keep their 3 newest).
+PRE_RELEASE_KEEP = yaml.safe_load((REPO_ROOT / "roles" / "pg_backup" / "defaults" / "main.yml").read_text())[
+    "pg_backup_keep_count_by_label"]["pre_*"]
+# Twice the kept count: every backup the first runs kept is pruned by the later ones (the whole kept set
+# turns over, on each of the three sides), which is what 20 runs showed at four times the cost.
+PREFLIGHT_RUNS = 2 * PRE_RELEASE_KEEP
+REPEATED_PREFLIGHTS = [{
+    "name": "Repeated preflight-style runs of the backup role with the default retention",
     "hosts": "db",
     "gather_facts": False,
     "tasks": [{"name": "One preflight's backup (pg_backup role, defaults)",
                "ansible.builtin.include_role": {"name": "hunter.ops.pg_backup"},
-               "loop": "{{ range(20) | list }}", "loop_control": {"pause": 1}}],
+               "loop": "{{ range(%d) | list }}" % PREFLIGHT_RUNS, "loop_control": {"pause": 1}}],
 }]
 
 
 @pytest.mark.slow
-def test_twenty_preflights_with_the_defaults_leave_a_bounded_number_of_backups(pg, s3_server, bucket, ansible,
-                                                                               tmp_path):
-    """20 runs of the role as the preflight runs it (label pre_v1.0, default retention) leave the 3 newest
-    pre-release backups locally, on the backup host and in the bucket: a bounded number, not 20."""
-    playbook = tmp_path / "twenty.yml"
-    playbook.write_text(json.dumps(TWENTY_PREFLIGHTS))
+def test_repeated_preflights_with_the_defaults_leave_a_bounded_number_of_backups(pg, s3_server, bucket, ansible,
+                                                                                 tmp_path):
+    """Runs of the role as the preflight runs it (label pre_v1.0, default retention), twice as many as the
+    default keeps, leave the 3 newest pre-release backups locally, on the backup host and in the bucket: a
+    bounded number, not one per run, and none of the backups the first runs kept."""
+    assert PRE_RELEASE_KEEP >= 1 and PREFLIGHT_RUNS > PRE_RELEASE_KEEP
+    playbook = tmp_path / "preflights.yml"
+    playbook.write_text(json.dumps(REPEATED_PREFLIGHTS))
     inventory = role_inventory(pg, tmp_path, **s3_vars(s3_server, bucket), pg_backup_format="custom",
                                hunter_ops_metrics_dir="")
     run = ansible.run_playbook(playbook, inventory)
     assert run.rc == 0, run.stdout[-3000:]
     taken = [r for r in run.task_results(task="Dump, verify and write the manifest (BACKUP-CMD, BACKUP-VALID)")
              if r.get("backup")]
-    assert len(taken) == 20
+    assert len(taken) == PREFLIGHT_RUNS
     local, remote = backups_in(tmp_path / "backups"), backups_in(tmp_path / "backup-host")
     stored = {k.split("/")[1].replace(".manifest.json", "") for k in s3_server.objects(bucket, "ops/")}
-    newest = sorted(os.path.basename(r["backup"]) for r in taken)[-3:]
+    names = sorted(os.path.basename(r["backup"]) for r in taken)
+    assert len(set(names)) == PREFLIGHT_RUNS, names
+    newest = names[-PRE_RELEASE_KEEP:]
     assert local == remote == sorted(stored) == newest, (local, remote, stored)
-    print(f"\n20 preflight-style runs with the default retention leave {len(local)} backups locally, "
-          f"{len(remote)} on the backup host, {len(stored)} in the bucket")
+    print(f"\n{PREFLIGHT_RUNS} preflight-style runs with the default retention leave {len(local)} backups "
+          f"locally, {len(remote)} on the backup host, {len(stored)} in the bucket")
 
 
 # -- S3 waits bounded by the configured timeout ------------------------------------------------------------------

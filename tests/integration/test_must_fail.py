@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.harness import REPO_ROOT
-from tests.integration.must_fail_table import CASES, OBSERVED
+from tests.integration.must_fail_table import CASES
 
 PLAYBOOKS = {"app": Path(__file__).parent / "playbooks" / "must_fail_app.yml",
              "db": Path(__file__).parent / "playbooks" / "must_fail_db.yml"}
@@ -219,7 +219,7 @@ def _row(case, items, required, blocking_ids):
 
 
 @pytest.mark.parametrize("group", sorted(PLAYBOOKS))
-def test_broken_deployments_never_pass_their_items(group, ansible, matrix_ctx):
+def test_broken_deployments_never_pass_their_items(group, ansible, matrix_ctx, request):
     cases = [c for c in CASES if JOINS.get(c.group, c.group) == group]
     assert cases, f"no must-fail row for group {group}"
     names = [c.name for c in cases]
@@ -248,8 +248,10 @@ def test_broken_deployments_never_pass_their_items(group, ansible, matrix_ctx):
     for case in cases:
         host = "mf-" + case.name
         observed, problems = _row(case, by_host.get(host, {}), required, blocking.get(host, set()))
-        OBSERVED.append((case.group, case.profile, case.name, case.why, ", ".join(case.items), ", ".join(observed),
-                         "ok" if not problems else ("FALSE PASS" if any(" passed: " in p for p in problems) else "WRONG REASON")))
+        # the session's table (tests/conftest.py MUST_FAIL_ROWS)
+        request.node.user_properties.append(("must_fail_row", (
+            case.group, case.profile, case.name, case.why, ", ".join(case.items), ", ".join(observed),
+            "ok" if not problems else ("FALSE PASS" if any(" passed: " in p for p in problems) else "WRONG REASON"))))
         if problems:
             failures.append(f"{case.name} ({case.why}): " + "; ".join(problems))
     assert not failures, "\n".join(failures)
