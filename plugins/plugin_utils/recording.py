@@ -199,5 +199,9 @@ class CheckModuleAction(ActionBase):
         if outcome.get("failed") or outcome.get("unreachable"):
             # The failure lives on in the items; the role goes on with its next check.
             result["check_task_failed"] = True
+        if outcome.get("unreachable"):
+            # Ansible's own key is dropped (the play goes on); tasks that decide on the controller
+            # what a host needs read this one.
+            result["host_unreachable"] = True
         result["failed"] = False
         return record(result, self._task, task_vars, items, secrets=host_secrets(self._templar, task_vars))
