@@ -9,7 +9,8 @@ stop   stops everything, removes the generated vars file and deletes the state d
 status prints what runs.
 
 State lives in .sandbox/ (gitignored; HUNTER_SANDBOX_DIR and HUNTER_SANDBOX_VARS_FILE
-move it and the vars file, for tests): state.json (0600: it holds the generated
+move it and the vars file, for tests; HUNTER_SANDBOX_SERVICES="bugsink s3" starts only those
+services, as the Molecule scenarios do): state.json (0600: it holds the generated
 secrets), one directory per service with its logs and pidfile.
 
 Adding a service (Bugsink, moto S3, ...): subclass SandboxPlugin in your own module
@@ -220,12 +221,18 @@ class SampleServicePlugin(SandboxPlugin):
 
 
 def load_plugins() -> list:
+    """The plugins, in start order; HUNTER_SANDBOX_SERVICES ("bugsink s3": plugin names) keeps
+    only those (the Molecule scenarios run their databases as containers, sandbox/fleet.py)."""
+    only = os.environ.get("HUNTER_SANDBOX_SERVICES", "").split()
     plugins = []
     for spec in PLUGINS:
         module, _, attr = spec.partition(":")
         obj = getattr(importlib.import_module(module), attr)
         plugins.append(obj() if isinstance(obj, type) else obj)
-    return plugins
+    unknown = set(only) - {plugin.name for plugin in plugins}
+    if unknown:
+        raise SystemExit(f"HUNTER_SANDBOX_SERVICES: unknown services {sorted(unknown)}")
+    return [plugin for plugin in plugins if not only or plugin.name in only]
 
 
 def render_vars(ctx: Context) -> None:

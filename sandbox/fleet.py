@@ -25,21 +25,37 @@ no moto either.
     fleet.stop()
 
 One fleet with the default addresses runs at a time on a machine (a lock under the cache dir).
+
+The Molecule scenarios start and stop theirs from the command line (molecule/_shared/create.yml):
+
+    python -m sandbox.fleet start --name molecule-<scenario> --net 127.79.N --hosts app,db,cache \
+        --dir DIR --inventory FILE [--app-env HUNTER_SENTRY_DSN]
+    python -m sandbox.fleet stop --name molecule-<scenario>
+
+`start` leaves the hosts running when it returns (the lock is held while it starts them only)
+and writes FILE (0600): an inventory of the hosts as fleet-<name> with their SSH settings, and the
+services' variables with their secrets. `--app-env NAME` passes the controller's environment
+variable NAME to the sample service (its value never on a command line). `stop` removes every
+container of that name.
 """
 from __future__ import annotations
 
+import argparse
 import fcntl
 import os
 import shlex
 import socket
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from sandbox.services import (REPO_ROOT, ServiceError, cache_dir, random_secret, scram_verifier,
-                              venv_python)
+                              venv_python, write_private)
 
 CONTAINERS_CONF = REPO_ROOT / ".config" / "containers" / "containers.conf"
 IMAGES = {"host": "localhost/hunter-ops-fleet-host:latest",
@@ -52,6 +68,8 @@ REDIS_PORT = 16379
 APP_PORT = 18000
 LOGIN_USER = "hunter"
 APP_PIDFILE = "/run/hunter-app.pid"
+APP_ENV_FILE = "/etc/hunter/app.env"
+BACKUP_DIR = "/var/backups/hunter"
 PG_DATA = "/var/lib/postgresql/fleet"
 LABEL = "hunter.ops.fleet"
 
@@ -258,6 +276,49 @@ class Fleet:
             "vault_hunter_api_key": self.api_key,
         }
 
+    def inventory(self) -> dict:
+        """An inventory of the started hosts, named fleet-<name> as in inventories/examples/fleet,
+        with their SSH settings, and the services' variables with concrete values (secrets
+        included): what a Molecule scenario's plays need (the interpreter is pinned per host, so
+        tasks delegated to the controller keep its Python)."""
+        extra = self.extravars()
+        connection = {"ansible_port": SSH_PORT, "ansible_user": LOGIN_USER,
+                      "ansible_python_interpreter": "/usr/bin/python3",
+                      "ansible_ssh_private_key_file": extra["ansible_ssh_private_key_file"],
+                      "ansible_ssh_common_args": extra["ansible_ssh_common_args"]}
+        # The node_exporter textfile directory of each host (docs/METRICS.md), one the login user
+        # can write: per host, so the controller's own runs (the report) keep theirs.
+        connection["hunter_ops_metrics_dir"] = f"/home/{LOGIN_USER}/textfile-collector"
+        hosts = {f"fleet-{spec.name}": dict(connection, ansible_host=spec.address)
+                 for spec in self.hosts.values()}
+        values = {key: value for key, value in extra.items() if key.startswith("vault_")}
+        values.update(hunter_expected_environment="production", hunter_api_legacy_decision="removed",
+                      hunter_backup_dir=BACKUP_DIR)
+        if "app" in self.hosts:
+            values.update(hunter_app_url=self.app_url, hunter_api_key=self.api_key,
+                          hunter_app_env_file=APP_ENV_FILE)
+        if "db" in self.hosts:
+            for prefix in ("hunter_db", "hunter_app_db"):
+                values.update({f"{prefix}_host": self.address("db"), f"{prefix}_port": PG_PORT,
+                               f"{prefix}_name": "hunter", f"{prefix}_user": "hunter",
+                               f"{prefix}_password": self.db_password})
+        if "cache" in self.hosts:
+            values.update(hunter_redis_host=self.address("cache"), hunter_redis_port=REDIS_PORT,
+                          hunter_redis_db=0, hunter_redis_password=self.redis_password,
+                          hunter_app_redis_url=(f"redis://:{self.redis_password}@{self.address('cache')}:"
+                                                f"{REDIS_PORT}/0"))
+        if "staging-db" in self.hosts:
+            values.update(hunter_restore_db_host=self.address("staging-db"), hunter_restore_db_port=PG_PORT,
+                          hunter_restore_db_user="hunter", hunter_restore_db_password=self.staging_password)
+        return {"all": {"hosts": hosts, "vars": values}}
+
+    def write_app_env_file(self, path: str = APP_ENV_FILE) -> None:
+        """The sample service's environment as an operator keeps it (docker compose .env style) on
+        the app host, readable by the login user only: REDIS-APP-PING and SENTRY-DSN read it."""
+        text = "".join(f"{key}={value}\n" for key, value in sorted(self.app_environment().items()))
+        self.exec("app", f'umask 077; install -d -m 755 "$(dirname "$F")"; cat > "$F"; chown {LOGIN_USER}: "$F"',
+                  input=text, env={"F": path})
+
     def secrets(self) -> list[str]:
         return [self.db_password, self.db_superuser_password, self.staging_password,
                 self.redis_password, self.api_key]
@@ -365,7 +426,9 @@ EOF
                              "redis-server /etc/redis/fleet.conf", input=conf)
         self._wait_port(spec, REDIS_PORT)
 
-    def _start_app(self, spec: HostSpec) -> None:
+    def app_environment(self) -> dict:
+        """The sample service's environment (secrets included): what it runs with, and what
+        write_app_env_file() keeps for the checks that read an application's settings."""
         db, cache = self.hosts.get("db"), self.hosts.get("cache")
         env = {
             "HUNTER_DATABASE_URL": (f"postgresql://hunter:{self.db_password}@{db.address}:{PG_PORT}/hunter"
@@ -376,7 +439,10 @@ EOF
             "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
         }
         env.update(self.app_env)
-        env = {k: v for k, v in env.items() if v}
+        return {k: v for k, v in env.items() if v}
+
+    def _start_app(self, spec: HostSpec) -> None:
+        env = self.app_environment()
         python = venv_python()
         # The pidfile is how SENTRY-DSN finds the process (hunter_sentry_pidfile).
         self.exec(spec.name, f"cd {shlex.quote(str(REPO_ROOT))}; "
@@ -396,3 +462,56 @@ EOF
             time.sleep(0.2)
         raise ServiceError(f"host {spec.name}: {what or 'port'} {spec.address}:{port} not listening"
                            + (f"\n{log()}" if log else ""))
+
+
+# -- command line (molecule/_shared/create.yml, destroy.yml) ---------------------------------------
+def remove_fleet(name: str) -> list[str]:
+    """Remove every container of fleet `name` (by label: also those of a start that was killed)."""
+    ids = podman("ps", "-aq", "--filter", f"label={LABEL}={name}").stdout.split()
+    if ids:
+        podman("rm", "-f", "-t", "0", *ids)
+    return ids
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox.fleet",
+                                     description="Start or stop a fleet of managed hosts as containers.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("start", help="start the hosts, write their inventory, leave them running")
+    start.add_argument("--name", required=True, help="the fleet's name: its lock and container names")
+    start.add_argument("--net", required=True, help="first three octets of the hosts' loopback addresses")
+    start.add_argument("--hosts", required=True,
+                       help="comma-separated, of: " + ", ".join(h.name for h in default_hosts()))
+    start.add_argument("--dir", required=True, help="where the controller's SSH key and known_hosts live")
+    start.add_argument("--inventory", required=True, help="the inventory file to write (0600)")
+    start.add_argument("--app-env", action="append", default=[], metavar="NAME",
+                       help="pass this environment variable to the sample service")
+    stop = commands.add_parser("stop", help="remove the fleet's containers")
+    stop.add_argument("--name", required=True)
+    args = parser.parse_args(argv)
+    if args.command == "stop":
+        print(f"removed {len(remove_fleet(args.name))} container(s) of fleet {args.name}")
+        return 0
+    wanted = [name for name in args.hosts.split(",") if name]
+    specs = {spec.name: spec for spec in default_hosts(args.net)}
+    unknown = sorted(set(wanted) - set(specs))
+    if unknown or not wanted:
+        parser.error(f"unknown hosts {unknown or wanted}: choose from {', '.join(specs)}")
+    fleet = Fleet(args.dir, [specs[name] for name in wanted], lock_name=args.name)
+    try:
+        fleet.start(app_env={name: os.environ[name] for name in args.app_env if os.environ.get(name)})
+        if "app" in fleet.hosts:
+            fleet.write_app_env_file()
+        write_private(Path(args.inventory), yaml.safe_dump(fleet.inventory(), sort_keys=False))
+    except Exception as exc:
+        fleet.stop()
+        print(f"fleet {args.name}: {exc}", file=sys.stderr)
+        return 1
+    for spec in fleet.hosts.values():
+        print(f"started fleet-{spec.name:<11} {spec.address}:{SSH_PORT} {spec.service or '-'}")
+    print(f"fleet {args.name} up in {fleet.startup_seconds:.1f}s; inventory: {args.inventory}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
