@@ -303,9 +303,12 @@ def classify(exc, target):
         if isinstance(exc, rexc.ReadOnlyError):
             return RedisFailure("readonly", "server refuses writes: %s is a read-only replica (READONLY %s)"
                                 % (where, text), text)
-        if isinstance(exc, rexc.OutOfMemoryError):
+        # OutOfMemoryError is redis-py 4.4+; Debian 12's 4.3.4 raises a plain ResponseError("OOM ...").
+        if isinstance(exc, getattr(rexc, "OutOfMemoryError", ())) or (
+                isinstance(exc, rexc.ResponseError) and text.startswith("OOM")):
+            detail = text[len("OOM "):] if text.startswith("OOM ") else text
             return RedisFailure("oom", "server refuses writes: OOM %s (maxmemory reached and the eviction "
-                                       "policy frees nothing, e.g. noeviction)" % text, text)
+                                       "policy frees nothing, e.g. noeviction)" % detail, text)
         if isinstance(exc, rexc.ResponseError) and text.startswith("MISCONF"):
             return RedisFailure("misconf", "server refuses writes: %s (stop-writes-on-bgsave-error)" % text, text)
         if isinstance(exc, rexc.NoPermissionError):

@@ -220,6 +220,23 @@ def test_classification(exc, kind, fragment):
     assert "hunter2pw" not in failure.message
 
 
+@pytest.mark.parametrize("exc,kind,fragment", [
+    (redis.exceptions.ConnectionError("Error 111 connecting to 10.0.0.9:6379. Connection refused."),
+     "refused", "connection refused by 10.0.0.9:6379"),
+    (redis.exceptions.ResponseError("OOM command not allowed when used memory > 'maxmemory'."), "oom",
+     "server refuses writes: OOM command not allowed when used memory > 'maxmemory'"),
+    (redis.exceptions.TimeoutError("Timeout reading from socket"), "timeout", "timed out talking to 10.0.0.9:6379"),
+])
+def test_classification_with_redis_py_4_3(monkeypatch, exc, kind, fragment):
+    """redis-py 4.3 (Debian 12's python3-redis, what prepare_hosts installs) has no OutOfMemoryError: its
+    OOM is a ResponseError whose text starts with OOM, and every other failure must classify as with 5.x
+    (an AttributeError here crashed REDIS-APP-PING and HEALTH-DIAG on such hosts)."""
+    monkeypatch.delattr(redis.exceptions, "OutOfMemoryError")
+    failure = classify(exc, T)
+    assert failure.kind == kind
+    assert fragment in failure.message and "OOM OOM" not in failure.message
+
+
 def test_classification_without_a_password_says_one_is_required_and_hides_secrets_in_text():
     no_pw = target(host="h")
     assert "requires a password and none was given" in classify(
