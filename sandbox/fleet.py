@@ -29,13 +29,14 @@ One fleet with the default addresses runs at a time on a machine (a lock under t
 The Molecule scenarios start and stop theirs from the command line (molecule/_shared/create.yml):
 
     python -m sandbox.fleet start --name molecule-<scenario> --net 127.79.N --hosts app,db,cache \
-        --dir DIR --inventory FILE [--app-env HUNTER_SENTRY_DSN]
+        --dir DIR --inventory FILE [--app-env-from VARS_FILE HUNTER_SENTRY_DSN=hunter_sentry_dsn]
     python -m sandbox.fleet stop --name molecule-<scenario>
 
 `start` leaves the hosts running when it returns (the lock is held while it starts them only)
 and writes FILE (0600): an inventory of the hosts as fleet-<name> with their SSH settings, and the
-services' variables with their secrets. `--app-env NAME` passes the controller's environment
-variable NAME to the sample service (its value never on a command line). `stop` removes every
+services' variables with their secrets. `--app-env-from VARS_FILE NAME=key` gives the sample service
+the environment variable NAME with the value of `key` in the YAML file VARS_FILE (the controller-side
+sandbox's variables): the value is read here, never on a command line or in an environment prefix. `stop` removes every
 container of that name.
 """
 from __future__ import annotations
@@ -484,8 +485,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="comma-separated, of: " + ", ".join(h.name for h in default_hosts()))
     start.add_argument("--dir", required=True, help="where the controller's SSH key and known_hosts live")
     start.add_argument("--inventory", required=True, help="the inventory file to write (0600)")
-    start.add_argument("--app-env", action="append", default=[], metavar="NAME",
-                       help="pass this environment variable to the sample service")
+    start.add_argument("--app-env-from", nargs=2, action="append", default=[], metavar=("VARS_FILE", "NAME=KEY"),
+                       help="the sample service's variable NAME, from KEY in the YAML file VARS_FILE (absent key: unset)")
     stop = commands.add_parser("stop", help="remove the fleet's containers")
     stop.add_argument("--name", required=True)
     args = parser.parse_args(argv)
@@ -499,7 +500,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown hosts {unknown or wanted}: choose from {', '.join(specs)}")
     fleet = Fleet(args.dir, [specs[name] for name in wanted], lock_name=args.name)
     try:
-        fleet.start(app_env={name: os.environ[name] for name in args.app_env if os.environ.get(name)})
+        app_env = {}
+        for vars_file, pair in args.app_env_from:
+            name, _, key = pair.partition("=")
+            value = (yaml.safe_load(Path(vars_file).read_text()) or {}).get(key or name)
+            if value:
+                app_env[name] = str(value)
+        fleet.start(app_env=app_env)
         if "app" in fleet.hosts:
             fleet.write_app_env_file()
         write_private(Path(args.inventory), yaml.safe_dump(fleet.inventory(), sort_keys=False))

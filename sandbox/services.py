@@ -48,30 +48,64 @@ def free_port() -> int:
 
 
 # Ports that refuse connections: bound, never listening. A test that stops a server (or needs a dead
-# endpoint) keeps its port here, so no server started later (another test, another pytest-xdist worker,
-# another run on the machine) can take the port and answer in its place: a "down" service stays down.
+# endpoint) keeps its port here, so no server started later (another test, another pytest-xdist worker)
+# can take the port and answer in its place: a "down" service stays down. The socket has no
+# SO_REUSEADDR: with it, a server that sets it (Redis, PostgreSQL, uvicorn) could still bind and listen.
 _REFUSING: dict[int, socket.socket] = {}
+_PENDING: set[int] = set()
+_PORTS_LOCK = threading.Lock()
+
+
+def _bind_refusing(port: int) -> socket.socket | None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((LOOPBACK, port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def _hold_later(port: int, seconds: float = 120.0) -> None:
+    """A stopped server's port in TIME_WAIT cannot be bound yet (free_port() skips it meanwhile):
+    retry until it can, unless a server of ours starts on it again first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        with _PORTS_LOCK:
+            if port not in _PENDING:
+                return
+            sock = _bind_refusing(port)
+            if sock is not None:
+                _PENDING.discard(port)
+                _REFUSING[port] = sock
+                return
+    with _PORTS_LOCK:
+        _PENDING.discard(port)
 
 
 def refused_port(port: int = 0) -> int:
     """Hold `port` (0: a new one) on 127.0.0.1 for as long as this process lives, or until a server of
-    ours starts on it again (release_port); connecting to it is refused. When `port` cannot be held
-    (something else took it already), a new refused port is returned instead."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind((LOOPBACK, port))  # no SO_REUSEADDR: no later server can bind beside it
-    except OSError:
-        sock.close()
-        if not port:
-            raise
-        return refused_port(0)
-    held = sock.getsockname()[1]
-    _REFUSING[held] = sock
-    return held
+    ours starts on it again (release_port); connecting to it is refused."""
+    with _PORTS_LOCK:
+        if port in _REFUSING or port in _PENDING:
+            return port
+        sock = _bind_refusing(port)
+        if sock is None:
+            if not port:
+                raise ServiceError("no free loopback port to hold")
+            _PENDING.add(port)
+            threading.Thread(target=_hold_later, args=(port,), daemon=True).start()
+            return port
+        held = sock.getsockname()[1]
+        _REFUSING[held] = sock
+        return held
 
 
 def release_port(port: int) -> None:
-    sock = _REFUSING.pop(port, None)
+    with _PORTS_LOCK:
+        _PENDING.discard(port)
+        sock = _REFUSING.pop(port, None)
     if sock is not None:
         sock.close()
 

@@ -340,12 +340,19 @@ class AwxJob:
         write_private(private / "env" / "envvars", json.dumps(env))
         for path in [private, *private.rglob("*")]:
             os.chown(path, 1000, 0, follow_symlinks=False)
-        argv = ["podman", "run", "--rm", "--network", "host", "--name", f"hunter-ee-job-{job_id}-{os.getpid()}",
+        name = f"hunter-ee-job-{job_id}-{os.getpid()}"
+        argv = ["podman", "run", "--rm", "--network", "host", "--name", name,
                 "-v", f"{private}:{EE_RUNNER_DIR}", *self.podman_args, self.image,
                 "ansible-runner", "run", str(EE_RUNNER_DIR), "-p", playbook, "--ident", str(job_id),
                 "--inventory", str(EE_RUNNER_DIR / "inventory" / "hosts")]
-        proc = subprocess.run(argv, env=self.podman_env, capture_output=True, text=True, check=False,
-                              timeout=self.job_timeout + 120)
+        try:
+            proc = subprocess.run(argv, env=self.podman_env, capture_output=True, text=True, check=False,
+                                  timeout=self.job_timeout + 120)
+        except subprocess.TimeoutExpired:
+            # the timeout kills the podman client only: the job's container would go on against the hosts
+            subprocess.run(["podman", "rm", "-f", "-t", "0", name], env=self.podman_env, capture_output=True,
+                           check=False, timeout=60)
+            raise
         artifacts = private / "artifacts" / str(job_id)
         (private / "podman.log").write_text(proc.stdout + proc.stderr)
         if not (artifacts / "rc").exists():

@@ -20,6 +20,7 @@ pipelining (ansible.cfg) closes, and the proof that the search can fail.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -127,11 +128,18 @@ def interrupt(run: Run, mid_run, sig: int, markers: dict[str, str], extra_roots=
     during = sorted(str(p) for p in run.remote_tmp.rglob("*"))
     tree = lib.descendants(playbook) | {playbook}
     if whole_tree:
+        # freeze the tree until no process forks any more, then kill it all at once
+        while True:
+            for pid in tree:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+            grown = lib.descendants(playbook) | {playbook}
+            if grown <= tree:
+                break
+            tree |= grown
         for pid in tree:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     else:
         os.killpg(pgid, sig)
     signalled = time.monotonic()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.fleet import REDIS_PORT
 from tests.fleet.conftest import IMPORT_PROBE, INVENTORY
 
 pytestmark = pytest.mark.slow
@@ -179,3 +180,28 @@ def test_unreachable_host_fails_its_items_and_every_other_item_is_reported(
             assert item["status"] == go[check_id, host]["status"], (item, go[check_id, host])
     new_blocking = [b for b in run.report["blocking"] if b not in go_run.report["blocking"]]
     assert new_blocking and all(b["host"] == "fleet-app" for b in new_blocking), new_blocking
+
+
+def test_redis_down_is_named_with_the_hosts_own_redis_py(prepared_fleet, fleet_vars, fleet_ansible):
+    """The cache's Redis stopped: REDIS-APP-PING (a module run on the app host, with the redis-py
+    prepare_hosts installed there: Debian 12's 4.3) and REDIS-PING must fail saying the connection was
+    refused. Before the fix, redis-py 4.3's missing OutOfMemoryError crashed the classification and the
+    items said 'the check module crashed'."""
+    fleet = prepared_fleet
+    version = fleet.exec("app", "python3 -c 'import redis; print(redis.__version__)'").stdout.strip()
+    # daemonized Redis writes /var/run/redis.pid; it is down once its port refuses connections
+    fleet.exec("cache", "kill \"$(cat /var/run/redis.pid)\"; for i in $(seq 100); do "
+                        f"(exec 3<>/dev/tcp/{fleet.address('cache')}/{REDIS_PORT}) 2>/dev/null || exit 0; sleep 0.1; "
+                        "done; exit 1")
+    try:
+        run = fleet_ansible.run_playbook("tests/fleet/playbooks/redis_and_report.yml", INVENTORY,
+                                         extravars=fleet_vars)
+    finally:
+        fleet.start_host("cache")  # already running: starts its Redis again
+    items = items_by_id(run.report)
+    for check_id, host in (("REDIS-APP-PING", "fleet-app"), ("REDIS-PING", "fleet-cache")):
+        item = items[check_id, host]
+        assert item["status"] == "fail", item
+        assert "connection refused" in item["message"] and "crashed" not in item["message"], (version, item)
+    assert run.report["verdict"] == "NO-GO"
+    print(f"app host redis-py {version}: {items['REDIS-APP-PING', 'fleet-app']['message']}")
