@@ -21,7 +21,7 @@ def on_host(args):
     """The module's own result for `args`, run as Ansible runs it on a host."""
     proc = subprocess.run([sys.executable, "-m", "ansible_collections.hunter.ops.plugins.modules.dependency_diag"],
                           input=json.dumps({"ANSIBLE_MODULE_ARGS": args}), capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=COLLECTIONS), timeout=60)
+                          env=dict(os.environ, PYTHONPATH=COLLECTIONS), timeout=60, check=False)
     return json.loads(proc.stdout)
 
 
