@@ -15,17 +15,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from types import SimpleNamespace
+
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.hunter.ops.plugins.module_utils import diag_settings, secret
 from ansible_collections.hunter.ops.plugins.plugin_utils.recording import CheckModuleAction
-
-
-class _Secrets(object):
-    """What secret.register needs of a module: the registry of values to redact."""
-
-    def __init__(self):
-        self.no_log_values = set()
 
 
 class ActionModule(CheckModuleAction):
@@ -37,6 +32,7 @@ class ActionModule(CheckModuleAction):
         params = dict(validated.validated_parameters)
         if params["needed"] or any(params.get(name) for name in diag_settings.HOST_PATH_OPTIONS):
             return None
-        secrets = secret.register(_Secrets(), *list(validated._no_log_values))
+        # secret.register fills a module's no_log_values: a stand-in registry here
+        secrets = secret.register(SimpleNamespace(no_log_values=set()), *list(validated._no_log_values))
         problems = diag_settings.check_settings(params)[0]
         return diag_settings.not_needed_result(params, problems, secrets)

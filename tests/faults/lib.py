@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 import yaml
 
-from sandbox.services import write_private
+from sandbox.services import pid_alive, write_private
 from tests.harness import REPO_ROOT, Unsafe, _Dumper
 
 sys.path.insert(0, str(REPO_ROOT / ".ansible" / "collections"))
@@ -55,13 +55,11 @@ def group_gone(pgid: int) -> bool:
     return False
 
 
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, ppid) of a process, None when it is gone."""
+def _ppid(pid: int) -> int | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
         return None
-    return fields[0], int(fields[1])
 
 
 def descendants(pid: int) -> set[int]:
@@ -71,9 +69,9 @@ def descendants(pid: int) -> set[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            stat = _stat(int(entry))
-            if stat:
-                children.setdefault(stat[1], []).append(int(entry))
+            parent = _ppid(int(entry))
+            if parent is not None:
+                children.setdefault(parent, []).append(int(entry))
     found, todo = set(), [pid]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -85,11 +83,7 @@ def descendants(pid: int) -> set[int]:
 
 def all_gone(pids) -> bool:
     """No process of `pids` runs any more (a zombie waiting for its parent counts as gone)."""
-    for pid in pids:
-        stat = _stat(pid)
-        if stat and stat[0] != "Z":
-            return False
-    return True
+    return not any(pid_alive(pid) for pid in pids)
 
 
 def needles(markers: dict[str, str]) -> dict[bytes, str]:

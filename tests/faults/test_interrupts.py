@@ -31,6 +31,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ansible_collections.hunter.ops.plugins.module_utils.scratch_db import APPLICATION_PREFIX
 from tests.faults import lib
 from tests.faults.lib import Run, activity, group_gone, scan, wait_for
 from tests.faults.table import check_items, record, row_named
@@ -274,6 +275,10 @@ def _interrupted_drill(tmp_path, pg, s3_server, markers, where, sig, whole_tree,
             pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' "
                     "AND pid <> pg_backend_pid()", superuser=True)
         wait_for(lambda: not activity(pg, "query LIKE '%pg_sleep(60)%'"), 30, "the restore's session to end")
+        # and its guard session (the run's sign of life to the next drill's sweep): the server ends it once
+        # it reads the closed socket, a moment after the kill
+        wait_for(lambda: not activity(pg, f"application_name LIKE '{APPLICATION_PREFIX}%'"), 30,
+                 "the killed drill's guard session to end")
         outcome["scratch_after"] = lib.scratch_databases(pg, SCRATCH_PREFIX)
         if next_drill and outcome["scratch_after"]:
             # the next drill sweeps what a killed one left (its owner is gone); it restores the slow
