@@ -41,7 +41,7 @@ from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_te
 from ansible_collections.hunter.ops.plugins.module_utils.restore_exec import (
     RestoreError, restore_stages, run_restore)
 from ansible_collections.hunter.ops.plugins.module_utils.signals import (
-    Interrupted, ignoring_signals, raising_on_signals)
+    Interrupted, deferring_signals, ignoring_signals, raising_on_signals)
 from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError
 
 MIN_SERVER_VERSION_NUM = 130000   # DROP DATABASE ... WITH (FORCE)
@@ -176,8 +176,10 @@ class Drill(object):
         return now
 
     def _admin_query(self, sql, params=None):
+        # A signal waits for the statement: the guard stays usable for the cleanup's DROP, and
+        # what the server did (CREATE DATABASE) is known.
         try:
-            with self.guard.cursor() as cur:
+            with deferring_signals(), self.guard.cursor() as cur:
                 cur.execute(sql, params)
                 return cur.fetchall() if cur.description else None
         except Exception as err:  # pylint: disable=broad-except
@@ -441,10 +443,11 @@ class Drill(object):
         except (IOError, OSError) as err:
             self.evidence["state_file_error"] = "cannot write %s: %s" % (path, err.strerror or err)
         self.notify(scratch_db.notice(self.scratch, self.server(), self.run_id))
-        self._admin_query(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(self.scratch)))
-        self.created = True
-        self._admin_query(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-            sql.Identifier(self.scratch), sql.Literal(scratch_db.tag_text(tag))))
+        with deferring_signals():   # an interruption comes after `created` says what the server did
+            self._admin_query(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(self.scratch)))
+            self.created = True
+            self._admin_query(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                sql.Identifier(self.scratch), sql.Literal(scratch_db.tag_text(tag))))
 
     def stages(self):
         """The restore pipeline into the scratch database (recorded as evidence); raises RestoreError."""

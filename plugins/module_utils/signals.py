@@ -6,7 +6,9 @@
 Ansible (and cron, and an operator's Ctrl-C) stop a module with SIGTERM/SIGINT/SIGHUP; Python's
 default would end the process without running ``finally``. Inside ``raising_on_signals()`` those
 signals raise Interrupted in the main thread instead; ``ignoring_signals()`` protects a cleanup
-step (dropping a scratch database, removing a partial backup) from a second signal.
+step (dropping a scratch database, removing a partial backup) from a second signal, and
+``deferring_signals()`` holds one back until a step whose outcome must be known (a statement on
+the drill's own session, CREATE DATABASE and the record that it happened) has finished.
 SIGKILL cannot be caught: what must survive it is written down before the risky step.
 """
 
@@ -21,8 +23,12 @@ import threading
 HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-class Interrupted(Exception):
-    """The process received a termination signal; str() says which."""
+class Interrupted(BaseException):
+    """The process received a termination signal; str() says which.
+
+    A BaseException, like KeyboardInterrupt: the ``except Exception`` that turns a driver's error
+    into a one-line message (pg.connect, pg.query) must not turn an interruption into a database
+    error (seen: SIGTERM during CREATE DATABASE was reported as "creating ... failed")."""
 
     def __init__(self, signum):
         super(Interrupted, self).__init__("interrupted by signal %d" % signum)
@@ -56,3 +62,28 @@ def raising_on_signals():
 def ignoring_signals():
     """Within the block, SIGTERM/SIGINT/SIGHUP are ignored (a cleanup step must not be cut)."""
     return _handlers(signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def deferring_signals():
+    """Within the block, SIGTERM/SIGINT/SIGHUP are held back; the first one is delivered again
+    when the block ends, to the handlers that were in place before it (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = []
+
+    def hold(signum, frame):
+        if not held:
+            held.append(signum)
+    previous = {}
+    for sig in HANDLED:
+        previous[sig] = signal.signal(sig, hold)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        if held:
+            # raise_signal runs the restored handler at once (Interrupted under raising_on_signals)
+            signal.raise_signal(held[0])

@@ -30,6 +30,9 @@ from tests.harness import AnsibleHarness
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / ".ansible" / "collections"))
 from ansible_collections.hunter.ops.plugins.module_utils import backup, backup_s3, s3  # noqa: E402
+from ansible_collections.hunter.ops.plugins.module_utils import pg as pg_client  # noqa: E402
+from ansible_collections.hunter.ops.plugins.module_utils.signals import (  # noqa: E402
+    Interrupted, deferring_signals, raising_on_signals)
 
 IDS = ("RESTORE-DRYRUN", "RESTORE-RTO")
 SEED_COUNTS = {"public.companies": {"expected": 50, "restored": 50},
@@ -485,6 +488,31 @@ def finish(proc) -> dict:
     out, err = proc.communicate(timeout=60)
     assert out, err
     return json.loads(out)
+
+
+def signal_me_after(seconds: float, signum=signal.SIGTERM) -> threading.Timer:
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signum))
+    timer.start()
+    return timer
+
+
+def test_a_signal_during_a_statement_is_an_interruption_not_a_database_error(pg):
+    """Seen in CI: SIGTERM while the drill's CREATE DATABASE ran came back from the driver wrapper
+    as "creating the scratch database ... failed: interrupted by signal 15", the run not failed as
+    interrupted and the scratch database left to the next run."""
+    kwargs = dict(host=pg.host, port=pg.port, user=pg.user, password=pg.password, dbname=pg.database)
+    signal_me_after(0.3)
+    with pytest.raises(Interrupted):
+        with raising_on_signals():
+            pg_client.query(kwargs, "SELECT pg_sleep(10)")
+    # held back: the statement finishes and its result is kept, then the run is interrupted
+    done = []
+    signal_me_after(0.3)
+    with pytest.raises(Interrupted):
+        with raising_on_signals():
+            with deferring_signals():
+                done.append(pg_client.query(kwargs, "SELECT pg_sleep(1), 42")[0][1])
+    assert done == [42]
 
 
 def test_interrupted_drills_leave_no_scratch_database(pg, slow_backup, tmp_path):

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from ansible_collections.hunter.ops.plugins.module_utils import scratch_db
-from ansible_collections.hunter.ops.plugins.module_utils.signals import Interrupted, ignoring_signals, raising_on_signals
+from ansible_collections.hunter.ops.plugins.module_utils.signals import (
+    Interrupted, deferring_signals, ignoring_signals, raising_on_signals)
 from ansible_collections.hunter.ops.plugins.module_utils.validate import ParameterError
 
 UTC = datetime.timezone.utc
@@ -174,6 +175,39 @@ def test_termination_signals_raise_inside_the_block_and_are_restored_after(signu
             time.sleep(5)   # the handler raises at once; the sleep is never finished
     assert err.value.signum == signum and str(err.value) == "interrupted by signal %d" % signum
     assert signal.getsignal(signum) == before
+
+
+def test_an_interruption_is_not_caught_as_an_error():
+    # the drivers' wrappers turn `except Exception` into one-line errors: an interruption is not one
+    with pytest.raises(Interrupted):
+        with raising_on_signals():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            except Exception:  # noqa: BLE001  (what pg.query does)
+                pytest.fail("Interrupted was caught as an Exception")
+
+
+def test_a_deferred_signal_lets_the_step_finish_then_interrupts():
+    steps = []
+    with pytest.raises(Interrupted) as err:
+        with raising_on_signals():
+            with deferring_signals():
+                os.kill(os.getpid(), signal.SIGHUP)
+                steps.append("created")
+                os.kill(os.getpid(), signal.SIGTERM)   # only the first is delivered again
+                steps.append("recorded")
+            steps.append("after the block")
+    assert steps == ["created", "recorded"] and err.value.signum == signal.SIGHUP
+    assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
+
+
+def test_a_deferred_block_without_a_signal_changes_nothing():
+    with raising_on_signals():
+        with deferring_signals():
+            pass
+        done = True
+    assert done and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 def test_a_cleanup_block_ignores_a_second_signal():
