@@ -10,7 +10,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.hunter.ops.plugins.module_utils import pg, validate
+from ansible_collections.hunter.ops.plugins.module_utils import pg, redis_client, validate
 from ansible_collections.hunter.ops.plugins.module_utils.redact import redact_text
 from ansible_collections.hunter.ops.plugins.module_utils.results import FAIL, SKIP, check_item
 
@@ -55,6 +55,11 @@ def check_settings(params):
     for name in HOST_PATH_OPTIONS:
         if params.get(name):
             problems.check(name, validate.existing_path, params[name])
+    url = (params.get("redis_url") or "").strip()
+    if url and not params.get("needed", True):
+        # A diagnosis parses it where it uses it (dependency_diag.redis_settings); a run that needs
+        # none must still name a malformed URL now, not on the night it is needed.
+        problems.check("redis_url", redis_client.target_from_url, url, redis_timeout or 1)
     return problems, redis_timeout
 
 

@@ -35,7 +35,9 @@ def on_controller(args):
     {"db_sslmode": "bogus"},
     {"redis_timeout": -1, "db_connect_timeout": "x"},
     {"not_needed_reason": "not run: HEALTH-READY fail"},
-], ids=["valid", "bad-db-port", "bad-sslmode", "bad-timeouts", "reason"])
+    {"redis_url": "redis://:%s@cache.internal:99999/0" % SECRET},
+    {"redis_url": "http://:%s@cache.internal/0" % SECRET},
+], ids=["valid", "bad-db-port", "bad-sslmode", "bad-timeouts", "reason", "bad-redis-port", "bad-redis-scheme"])
 def test_the_controller_gives_what_the_module_gives(overrides):
     args = dict(BASE, **overrides)
     host, controller = on_host(args), on_controller(args)
