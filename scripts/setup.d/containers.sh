@@ -74,7 +74,8 @@ layer() {
     --volume "$CACHE/containers/apt-archives:/var/cache/apt/archives" \
     -t "$name" -f "$recipe" "$RECIPES" >"$CACHE/containers/build-$2.log" 2>&1 \
     || { log "ERROR: podman build of $name failed (see $CACHE/containers/build-$2.log)"; return 1; }
-  podman image prune -f >/dev/null 2>&1 || true
+  # only our own dangling images (a replaced build, its stages): never the machine's others
+  podman image prune -f --filter label=hunter.ops.recipe >/dev/null 2>&1 || true
 }
 
 main() {

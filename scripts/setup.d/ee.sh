@@ -70,7 +70,8 @@ build() {
     --volume "$CACHE/containers/apt-archives:/var/cache/apt/archives" "${trust[@]}" \
     -t "$IMAGE" -f "$ctx/Containerfile" "$ctx" >>"$CACHE/ee/build.log" 2>&1 \
     || { log "ERROR: podman build of $IMAGE failed (see $CACHE/ee/build.log)"; return 1; }
-  podman image prune -f >/dev/null 2>&1 || true
+  # only our own dangling images (a replaced build, its stages): never the machine's others
+  podman image prune -f --filter label=hunter.ops.recipe >/dev/null 2>&1 || true
   log "$IMAGE built in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}') s"
 }
 
