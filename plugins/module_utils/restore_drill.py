@@ -190,25 +190,36 @@ class Drill(object):
         """Run the drill; returns self. Findings and errors end up in ``error``/``refused``; an
         unexpected exception propagates, after the cleanup."""
         self._began = time.monotonic()
-        with raising_on_signals():
-            try:
-                self._run()
-            except DrillRefused as err:
-                self.refused = str(err)
-            except NoBackupToTest as err:
-                self.error = dict(step="select", message=str(err))
-            except RestoreError as err:
-                self.error = dict(step=self.step, message=self._redact(err))
-            except pg.PgError as err:
-                self.error = dict(step=self.step, message=self._redact(err))
-            except Interrupted as err:
-                self.interrupted = err.signum
-                self.error = dict(step=self.step, message="%s during the %s step" % (err, self.step))
-            finally:
-                with ignoring_signals():   # a second signal must not cut the drop
-                    self.cleanup()
+        try:
+            with raising_on_signals():
+                try:
+                    self._run()
+                except DrillRefused as err:
+                    self.refused = str(err)
+                except NoBackupToTest as err:
+                    self.error = dict(step="select", message=str(err))
+                except RestoreError as err:
+                    self.error = dict(step=self.step, message=self._redact(err))
+                except pg.PgError as err:
+                    self.error = dict(step=self.step, message=self._redact(err))
+                except Interrupted as err:
+                    self._interrupted(err)
+                finally:
+                    with ignoring_signals():   # a second signal must not cut the drop
+                        self.cleanup()
+        except Interrupted as err:
+            # a signal in a narrow window outside the handler above (an except clause running, the
+            # finally before it ignores signals, after the cleanup): still an interrupted run, cleaned up
+            self._interrupted(err)
+            with ignoring_signals():
+                self.cleanup()   # does nothing when it already ran
         self.timings["end_to_end_s"] = round(time.monotonic() - self._began, 3)
         return self
+
+    def _interrupted(self, err):
+        if not self.interrupted:
+            self.interrupted = err.signum
+            self.error = dict(step=self.step, message="%s during the %s step" % (err, self.step))
 
     def _run(self):
         clock = time.monotonic()
@@ -412,9 +423,10 @@ class Drill(object):
             except pg.PgError:
                 entry["size_bytes"] = None
             try:
-                self._drop(entry["name"])
-                entry["dropped"] = True
-                self.changed = True
+                with deferring_signals():   # an interruption comes after the result says it was dropped
+                    self._drop(entry["name"])
+                    entry["dropped"] = True
+                    self.changed = True
             except pg.PgError as err:
                 entry["dropped"] = False
                 entry["error"] = self._redact(err)
@@ -523,9 +535,16 @@ class Drill(object):
                 conn.close()
             return out
         counts = {}
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        pool = ThreadPoolExecutor(max_workers=workers)
+        try:
             for part in pool.map(count_chunk, chunks):
                 counts.update(part)
+        except BaseException:
+            # Interrupted: no waiting for counts that may run for restore_timeout; the cleanup's
+            # DROP ... WITH (FORCE) ends their sessions
+            pool.shutdown(wait=False)
+            raise
+        pool.shutdown(wait=True)
         return counts
 
     # -- 5. always: drop --------------------------------------------------------------------------------

@@ -40,18 +40,38 @@ def _raise(signum, frame):
 
 
 @contextlib.contextmanager
+def _blocked():
+    """The three signals held by the kernel while handlers are swapped (no signal may find some
+    swapped and some not); one that arrived meanwhile is delivered at the end, to the new ones."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _install(handler):
+    """{signal: previous handler} after installing ``handler`` for the three."""
+    with _blocked():
+        return dict((sig, signal.signal(sig, handler)) for sig in HANDLED)
+
+
+def _restore(previous):
+    with _blocked():
+        for sig, old in previous.items():
+            signal.signal(sig, signal.SIG_DFL if old is None else old)   # None: installed from C
+
+
+@contextlib.contextmanager
 def _handlers(handler):
     if threading.current_thread() is not threading.main_thread():
         yield   # handlers can only be set in the main thread; elsewhere the caller's stay
         return
-    previous = {}
-    for sig in HANDLED:
-        previous[sig] = signal.signal(sig, handler)
+    previous = _install(handler)
     try:
         yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        _restore(previous)
 
 
 def raising_on_signals():
@@ -76,14 +96,11 @@ def deferring_signals():
     def hold(signum, frame):
         if not held:
             held.append(signum)
-    previous = {}
-    for sig in HANDLED:
-        previous[sig] = signal.signal(sig, hold)
+    previous = _install(hold)
     try:
         yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        _restore(previous)
         if held:
             # raise_signal runs the restored handler at once (Interrupted under raising_on_signals)
             signal.raise_signal(held[0])

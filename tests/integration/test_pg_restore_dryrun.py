@@ -268,7 +268,7 @@ def test_bad_backups_and_refusals_fail_clearly_and_drop_the_scratch(pg, harness,
     assert r[5].get("check_task_failed") and "protected" in r[5]["msg"]
     assert r[6].get("check_task_failed") and "production group" in r[6]["msg"]
     assert r[7].get("check_task_failed") and "local to a host of the production group" in r[7]["msg"]
-    assert dry(8)["status"] == "pass"
+    assert dry(8)["status"] == "pass", dry(8)["message"]
     assert r[9].get("check_task_failed") and r[9]["msg"].startswith("scratch_prefix: ")
     assert dry(10)["status"] == "fail" and "password authentication failed" in dry(10)["message"]
     # a scratch name a client could expand into a connection string (to the source database) is refused

@@ -210,6 +210,28 @@ def test_a_deferred_block_without_a_signal_changes_nothing():
     assert done and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
+def test_nested_deferrals_deliver_one_signal_at_the_outer_end():
+    steps = []
+    with pytest.raises(Interrupted) as err:
+        with raising_on_signals():
+            with deferring_signals():
+                with deferring_signals():
+                    os.kill(os.getpid(), signal.SIGTERM)
+                steps.append("inner ended")   # handed to the outer block, which still holds it
+            steps.append("never")
+    assert steps == ["inner ended"] and err.value.signum == signal.SIGTERM
+
+
+def test_a_deferral_inside_a_cleanup_lets_the_signal_be_ignored():
+    with raising_on_signals():
+        with ignoring_signals():
+            with deferring_signals():
+                os.kill(os.getpid(), signal.SIGINT)
+            dropped = True
+        done = True
+    assert dropped and done and signal.getsignal(signal.SIGINT) == signal.default_int_handler
+
+
 def test_a_cleanup_block_ignores_a_second_signal():
     with raising_on_signals():
         with ignoring_signals():
