@@ -56,9 +56,11 @@ def check_settings(params):
         if params.get(name):
             problems.check(name, validate.existing_path, params[name])
     url = (params.get("redis_url") or "").strip()
-    if url and not params.get("needed", True):
+    app_settings_used = (params.get("pidfile") or params.get("env_files")) and params.get("redis_env_vars")
+    if url and not params.get("needed", True) and not app_settings_used:
         # A diagnosis parses it where it uses it (dependency_diag.redis_settings); a run that needs
-        # none must still name a malformed URL now, not on the night it is needed.
+        # none must still name a malformed URL now, not on the night it is needed. Not when the
+        # application's own settings are read instead: the inventory's copy is never used then.
         problems.check("redis_url", redis_client.target_from_url, url, redis_timeout or 1)
     return problems, redis_timeout
 

@@ -58,3 +58,11 @@ def test_the_controller_gives_what_the_module_gives(overrides):
 ], ids=["needed", "redis-ca-path", "db-sslrootcert", "unknown-option"])
 def test_runs_that_need_the_host_go_there(overrides):
     assert on_controller(dict(BASE, **overrides)) is None
+
+
+def test_an_unused_inventory_redis_url_is_not_judged():
+    # the application's own settings are read (env file): the inventory's copy is never used
+    args = dict(BASE, redis_url="redis://:%s@cache.internal:99999/0" % SECRET, env_files=["/srv/hunter/.env"])
+    host, controller = on_host(args), on_controller(args)
+    assert controller["checks"] == host["checks"]
+    assert controller["checks"]["HEALTH-DIAG"]["status"] == "skip"
