@@ -135,8 +135,11 @@ def gate_jobs(awx, deployment, preflight_jobs):
     """The workflow's next node (playbooks/verdict_gate.yml) with each preflight's artifacts as its
     extra vars, as AWX passes them along a workflow; and with none (the preflight never reported)."""
     go, nogo = preflight_jobs
+    summary = go.artifact_data["hunter_ops_preflight"]
+    dry_go = {"hunter_ops_preflight": dict(summary, dry_run=True)}          # a "Check" job's GO
+    unwritten_go = {"hunter_ops_preflight": dict(summary, report_written=False)}
     return [awx.run("playbooks/verdict_gate.yml", deployment["inventory"], extra, template="Verdict gate (awx-test)")
-            for extra in (go.artifact_data, nogo.artifact_data, {})]
+            for extra in (go.artifact_data, nogo.artifact_data, {}, dry_go, unwritten_go)]
 
 
 def _report(run, summary) -> dict:
@@ -205,10 +208,12 @@ def test_nightly_backup_job_with_a_custom_credential(backup_job, deployment):
 
 
 def test_workflow_gate_passes_only_a_go_verdict(gate_jobs):
-    on_go, on_nogo, without = gate_jobs
+    on_go, on_nogo, without, dry_go, unwritten_go = gate_jobs
     assert on_go.rc == 0 and on_go.status == "successful", on_go.stdout[-3000:]
     assert on_nogo.rc != 0 and f"HEALTH-READY@{APP}" in on_nogo.stdout, on_nogo.stdout[-3000:]
     assert without.rc != 0 and "no preflight verdict" in without.stdout, without.stdout[-3000:]
+    assert dry_go.rc != 0 and "the GO of a dry run" in dry_go.stdout, dry_go.stdout[-3000:]
+    assert unwritten_go.rc != 0 and "GO without a written report" in unwritten_go.stdout, unwritten_go.stdout[-3000:]
 
 
 def test_job_events_and_artifacts_hold_no_secret(preflight_jobs, backup_job, deployment):
