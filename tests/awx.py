@@ -176,10 +176,12 @@ class AwxRun:
         return "\n".join(e.get("stdout", "") for e in self.events if e.get("stdout"))
 
     def all_text(self) -> str:
-        """Everything the job produced: artifacts (events, command, status, facts) and the reports
-        under the project. Not the inputs AWX wrote (env/, inventory/, the vaulted file)."""
+        """Everything the job produced: artifacts (events, command, status, facts), the reports
+        under the project, and whatever Ansible left in its local temp and ControlPath directories
+        (tmp/, cp/). Not the inputs AWX wrote (env/, inventory/, the vaulted file)."""
         parts = []
-        for root in (self.private_data_dir / "artifacts", self.project_dir / "reports"):
+        for root in (self.private_data_dir / "artifacts", self.project_dir / "reports",
+                     self.private_data_dir / "tmp", self.private_data_dir / "cp"):
             for path in sorted(root.rglob("*")) if root.exists() else []:
                 if path.is_file() and not path.is_symlink():
                     parts.append(path.read_text(errors="replace"))
