@@ -161,6 +161,27 @@ def test_missing_library_on_a_managed_host_is_named(prepared_fleet, fleet_vars, 
     assert run.report["verdict"] == "NO-GO"
 
 
+def test_missing_driver_on_the_db_host_is_named(prepared_fleet, fleet_vars, fleet_ansible):
+    # psycopg hidden from the db host's Python (not removed: the package stays for the next tests).
+    # The backup reads the database through psql and needs no driver; the drill does.
+    fleet = prepared_fleet
+    hide = "import os, psycopg; d = os.path.dirname(psycopg.__file__); os.rename(d, d + '.hidden'); print(d)"
+    where = fleet.exec("db", "python3 -c \"%s\"" % hide).stdout.strip()
+    assert where.endswith("/psycopg"), where
+    try:
+        run = fleet_ansible.run_playbook("tests/fleet/playbooks/backup_drill_and_report.yml", INVENTORY,
+                                         extravars=fleet_vars)
+    finally:
+        fleet.exec("db", "mv %s.hidden %s" % (where, where))
+    items = {i["id"]: i for i in run.report["items"] if i["host"] == "fleet-db"}
+    assert items["BACKUP-CMD"]["status"] == "pass", items["BACKUP-CMD"]
+    for item_id in ("RESTORE-DRYRUN", "RESTORE-RTO"):
+        item = items[item_id]
+        assert item["status"] == "fail", item
+        assert "psycopg" in item["message"] and "fleet-db" in item["message"], item
+    assert run.report["verdict"] == "NO-GO"
+
+
 def test_unreachable_host_fails_its_items_and_every_other_item_is_reported(
         go_run, prepared_fleet, fleet_vars, fleet_ansible):
     fleet = prepared_fleet
