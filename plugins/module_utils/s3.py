@@ -60,14 +60,31 @@ class _WaitBound(object):
     def call_started(self, **kwargs):
         self._local.began = time.monotonic()
 
-    def needs_retry(self, caught_exception=None, **kwargs):
-        from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+    def needs_retry(self, caught_exception=None, response=None, operation=None, **kwargs):
+        # The retry loop is ended by raising what the call would have raised: a returned False means
+        # "stop" only to newer botocore; Debian 12's botocore 1.29 sleeps False seconds and retries,
+        # forever (first handler wins), so nothing here returns False.
+        from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
         if isinstance(caught_exception, (ConnectTimeoutError, ReadTimeoutError)):
-            return False   # False (not None) ends botocore's retry loop: the call fails now
+            raise caught_exception
         began = getattr(self._local, "began", None)
-        if began is not None and time.monotonic() - began >= self.timeout:
-            return False
-        return None        # no opinion: botocore's own retry policy decides (bounded attempts)
+        if began is None or time.monotonic() - began < self.timeout:
+            return None    # no opinion: botocore's own retry policy decides (bounded attempts)
+        if caught_exception is not None:
+            raise caught_exception
+        if _answered_error(response):
+            raise ClientError(response[1], getattr(operation, "name", "S3"))
+        return None        # a success, slower than the timeout in all: kept, never repeated
+
+
+def _answered_error(response):
+    """True for an error answer botocore may retry: a 4xx/5xx, or a 200 whose body is an error (a copy or
+    a multipart completion). A redirect is not one: S3's region redirector answers it (bounded)."""
+    if not response:
+        return False
+    http, parsed = response
+    status = getattr(http, "status_code", 200)
+    return status >= 400 or (status == 200 and isinstance(parsed, dict) and "Error" in parsed)
 
 
 def client(endpoint_url=None, region=None, access_key=None, secret_key=None, session_token=None, timeout=30):

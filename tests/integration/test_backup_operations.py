@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -379,39 +378,6 @@ def module_process(tmp_path, name, args) -> dict:
                           capture_output=True, text=True, timeout=300, check=False,
                           env=dict(os.environ, PYTHONPATH=str(REPO_ROOT / ".ansible" / "collections")))
     return json.loads(proc.stdout)
-
-
-def test_answered_s3_errors_are_still_retried_a_bounded_number_of_times(tmp_path):
-    """Throttling answered by the endpoint is worth a retry (real S3 says SlowDown): at most 3 attempts."""
-    import http.server
-    import threading
-    hits = []
-
-    class SlowDown(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            hits.append(self.path)
-            body = b"<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>"
-            self.send_response(503)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowDown)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        client = s3.client(endpoint_url="http://127.0.0.1:%d" % server.server_port, region="us-east-1",
-                           access_key="AKIATEST", secret_key="x", timeout=5)
-        began = time.monotonic()
-        with pytest.raises(s3.S3Error) as err:
-            s3.list_objects(client, "b", "p/")
-        assert "SlowDown" in str(err.value) and len(hits) == 3 and time.monotonic() - began < 10
-    finally:
-        server.shutdown()
-        shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def test_metrics_directory_that_cannot_be_written_is_a_warning_not_a_failure(ansible, tmp_path):
