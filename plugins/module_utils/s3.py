@@ -33,7 +33,14 @@ class S3Error(RuntimeError):
     """An S3 call failed; str() is one line, without credentials."""
 
 
+def _cause(err):
+    """The S3 call's own error behind boto3's transfer wrapper (RetriesExceededError hides a timeout)."""
+    last = getattr(err, "last_exception", None)
+    return last if isinstance(last, Exception) else err
+
+
 def _error(err, what):
+    err = _cause(err)
     response = getattr(err, "response", None)  # a botocore ClientError carries the parsed answer
     info = response.get("Error") if isinstance(response, dict) else None
     if info:
@@ -41,30 +48,44 @@ def _error(err, what):
     return S3Error("%s: %s" % (what, " ".join(str(err).split())))
 
 
+# Answered errors botocore's standard retry mode retries (botocore/retries/standard.py); any other
+# answer is left to botocore, which raises its own error class for it or follows a redirect.
+_RETRIED_STATUS = (429, 500, 502, 503, 504)
+_RETRIED_CODES = frozenset((
+    "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete", "Throttling",
+    "ThrottlingException", "ThrottledException", "RequestThrottledException", "TooManyRequestsException",
+    "ProvisionedThroughputExceededException", "TransactionInProgressException", "RequestLimitExceeded",
+    "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled", "SlowDown",
+    "EC2ThrottledException", "InternalError"))
+
+
 class _WaitBound(object):
-    """Keeps a hung endpoint from costing more than `timeout` per call.
+    """Keeps a hung endpoint from costing much more than `timeout` per call.
 
     botocore retries on top of its timeouts: with a 30 s timeout, an endpoint that accepts and never
     answers cost 90 s per call (three attempts), 194 s for a copy and its listing. Here a request that
     timed out (connect or read) is never retried, and a retry of an answered error (throttling, 5xx, a
-    reset connection) starts only within `timeout` seconds of the call's start; so each call, and with
-    it the operation it belongs to (which stops at the first failed call), waits at most about
-    `timeout` on an endpoint that does not answer.
+    reset connection) starts only within `timeout` seconds of the call's start; so a call waits about
+    `timeout` on an endpoint that does not answer, and at worst about twice that (an error answered
+    just before `timeout`, then a retry that times out), plus up to 1 s per attempt of a PUT waiting
+    for "100 Continue". The operation a call belongs to stops at its first failed call.
+
+    The loop is ended by raising what the call would have raised, never by returning False: newer
+    botocore reads False as "stop", Debian 12's botocore 1.29 sleeps False seconds and retries,
+    forever (the first handler's answer wins).
     """
 
     def __init__(self, timeout):
         import threading
         self.timeout = float(timeout)
+        self.client = None
         self._local = threading.local()   # multipart uploads share one client across threads
 
     def call_started(self, **kwargs):
         self._local.began = time.monotonic()
 
     def needs_retry(self, caught_exception=None, response=None, operation=None, **kwargs):
-        # The retry loop is ended by raising what the call would have raised: a returned False means
-        # "stop" only to newer botocore; Debian 12's botocore 1.29 sleeps False seconds and retries,
-        # forever (first handler wins), so nothing here returns False.
-        from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
+        from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
         if isinstance(caught_exception, (ConnectTimeoutError, ReadTimeoutError)):
             raise caught_exception
         began = getattr(self._local, "began", None)
@@ -72,19 +93,31 @@ class _WaitBound(object):
             return None    # no opinion: botocore's own retry policy decides (bounded attempts)
         if caught_exception is not None:
             raise caught_exception
-        if _answered_error(response):
-            raise ClientError(response[1], getattr(operation, "name", "S3"))
-        return None        # a success, slower than the timeout in all: kept, never repeated
+        code = _retried_error_code(response)
+        if code is not None:
+            raise self._client_error(code, response[1], getattr(operation, "name", "S3"))
+        return None        # a success, a redirect or an error botocore does not retry: botocore handles it
+
+    def _client_error(self, code, parsed, operation_name):
+        """The error botocore would raise for this answer: its modeled class (e.g. NoSuchKey) or ClientError."""
+        from botocore.exceptions import ClientError
+        try:
+            cls = self.client.exceptions.from_code(code)
+        except Exception:  # pylint: disable=broad-except
+            cls = ClientError
+        return cls(parsed, operation_name)
 
 
-def _answered_error(response):
-    """True for an error answer botocore may retry: a 4xx/5xx, or a 200 whose body is an error (a copy or
-    a multipart completion). A redirect is not one: S3's region redirector answers it (bounded)."""
+def _retried_error_code(response):
+    """The error code of an answer botocore's standard mode retries, or None for any other answer."""
     if not response:
-        return False
+        return None
     http, parsed = response
-    status = getattr(http, "status_code", 200)
-    return status >= 400 or (status == 200 and isinstance(parsed, dict) and "Error" in parsed)
+    info = parsed.get("Error") if isinstance(parsed, dict) else None
+    code = (info or {}).get("Code") or ""
+    if getattr(http, "status_code", 200) in _RETRIED_STATUS or code in _RETRIED_CODES:
+        return code or str(getattr(http, "status_code", ""))
+    return None
 
 
 def client(endpoint_url=None, region=None, access_key=None, secret_key=None, session_token=None, timeout=30):
@@ -105,6 +138,7 @@ def client(endpoint_url=None, region=None, access_key=None, secret_key=None, ses
     except Exception as err:  # pylint: disable=broad-except
         raise _error(err, "S3 client")
     bound = _WaitBound(timeout)
+    bound.client = s3
     s3.meta.events.register_first("before-call.s3", bound.call_started)
     s3.meta.events.register_first("needs-retry.s3", bound.needs_retry)
     return s3
@@ -116,7 +150,7 @@ def timed_out(err):
         from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
     except ImportError:
         return False
-    return isinstance(err, (ConnectTimeoutError, ReadTimeoutError))
+    return isinstance(_cause(err), (ConnectTimeoutError, ReadTimeoutError))
 
 
 def normalize_prefix(prefix):

@@ -27,7 +27,7 @@ from tests.harness import REPO_ROOT
 DEBIAN12_LIBS = REPO_ROOT / ".venv-debian12-boto3"
 DEBIAN12_BOTOCORE = "1.29.27"
 STACKS = ["pypi", "debian12"]
-TIMEOUT = 3
+TIMEOUT = 5  # the slow servers' pauses are 0.6 of it: 2 s under the read timeout on a loaded machine
 
 
 def probe(stack: str, **args) -> dict:
@@ -147,6 +147,32 @@ def test_a_hung_endpoint_costs_one_timeout(stack, call, silent_server, tmp_path)
     assert not out["ok"] and "timeout" in out["error"].lower(), out
     # one timeout (+1 s: a PUT waits up to 1 s for "100 Continue" before it sends), never a retry on top
     assert TIMEOUT - 0.5 <= out["elapsed"] <= TIMEOUT + 2.5, out
+
+
+class HungDownload(_Quiet):
+    """HEAD answers (the object exists, 1000 bytes), GET never does."""
+
+    def do_HEAD(self):  # noqa: N802
+        self.server.hits.append("HEAD " + self.path)
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.send_header("ETag", '"0123456789abcdef0123456789abcdef"')
+        self.end_headers()
+
+    def do_GET(self):  # noqa: N802
+        self.server.hits.append("GET " + self.path)
+        time.sleep(4 * TIMEOUT)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_download_whose_transfer_hangs_says_timeout(stack, scripted, tmp_path):
+    """s3transfer wraps the GET's timeout in RetriesExceededError ("Max Retries Exceeded"): the message must
+    still say what happened."""
+    server = scripted(HungDownload)
+    out = probe(stack, call="download", endpoint=server.url, timeout=TIMEOUT, workdir=str(tmp_path))
+    assert not out["ok"] and "timeout" in out["error"].lower(), out
+    assert [hit.split()[0] for hit in server.hits] == ["HEAD", "GET"], server.hits
+    assert out["elapsed"] <= TIMEOUT + 2.5, out
 
 
 @pytest.mark.parametrize("stack", STACKS)
