@@ -48,8 +48,9 @@ def _error(err, what):
     return S3Error("%s: %s" % (what, " ".join(str(err).split())))
 
 
-# Answered errors botocore's standard retry mode retries (botocore/retries/standard.py); any other
-# answer is left to botocore, which raises its own error class for it or follows a redirect.
+# Answered errors botocore's standard retry mode retries (botocore/retries/standard.py, the same
+# codes in 1.29 and 1.44; InternalError is S3's); any other answer is left to botocore, which
+# raises its own error class for it or follows a redirect.
 _RETRIED_STATUS = (429, 500, 502, 503, 504)
 _RETRIED_CODES = frozenset((
     "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete", "Throttling",
@@ -75,10 +76,10 @@ class _WaitBound(object):
     forever (the first handler's answer wins).
     """
 
-    def __init__(self, timeout):
+    def __init__(self, timeout, client):
         import threading
         self.timeout = float(timeout)
-        self.client = None
+        self.client = client              # for botocore's error classes (client.exceptions)
         self._local = threading.local()   # multipart uploads share one client across threads
 
     def call_started(self, **kwargs):
@@ -137,8 +138,7 @@ def client(endpoint_url=None, region=None, access_key=None, secret_key=None, ses
             aws_session_token=session_token or None, config=config)
     except Exception as err:  # pylint: disable=broad-except
         raise _error(err, "S3 client")
-    bound = _WaitBound(timeout)
-    bound.client = s3
+    bound = _WaitBound(timeout, s3)
     s3.meta.events.register_first("before-call.s3", bound.call_started)
     s3.meta.events.register_first("needs-retry.s3", bound.needs_retry)
     return s3

@@ -1,7 +1,6 @@
 """Child process of test_s3_library_versions.py: S3 calls through hunter.ops' module_utils on whichever
 boto3 this Python imports (the test puts a library set first on PYTHONPATH). Arguments as JSON on stdin,
 the outcome as JSON on stdout: {"botocore": version, "ok": bool, "error": message, "elapsed": s, ...}."""
-import hashlib
 import json
 import os
 import sys
@@ -9,14 +8,9 @@ import time
 
 import botocore
 
-from ansible_collections.hunter.ops.plugins.module_utils import backup_s3, s3
+from ansible_collections.hunter.ops.plugins.module_utils import backup, backup_s3, s3
 
 MB = 1024 * 1024
-
-
-def sha256(path):
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def roundtrip(client, bucket, workdir):
@@ -27,14 +21,14 @@ def roundtrip(client, bucket, workdir):
         with open(path, "wb") as handle:
             handle.write(os.urandom(size))
         evidence = backup_s3.put_file(client, bucket, "p/" + name, path, multipart_threshold=5 * MB, chunk=5 * MB)
-        sent[name] = dict(sha256=sha256(path), parts=evidence["parts"], verified_by=evidence["verified_by"])
+        sent[name] = dict(sha256=backup.sha256_file(path), parts=evidence["parts"], verified_by=evidence["verified_by"])
     listed = s3.list_objects(client, bucket, "p/")
     received = {}
     os.makedirs(os.path.join(workdir, "down"))
     for name in sent:
         got = s3.download(client, bucket, dict(name=name, key="p/" + name, files={}),
                           os.path.join(workdir, "down"))
-        received[name] = sha256(got)
+        received[name] = backup.sha256_file(got)
     return dict(sent=sent, listed=sorted(listed), received=received)
 
 
